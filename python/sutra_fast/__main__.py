@@ -1,0 +1,5 @@
+import sys
+
+from sutra_fast.cli import main
+
+sys.exit(main())

@@ -1,0 +1,25 @@
+// One process-wide pool of worker threads shared by every compiled component.
+// Work is split by an atomic index (sentencepiece style); the calling thread
+// takes part. Safe after fork(): the child re-creates the pool on first use.
+#pragma once
+#include <cstddef>
+#include <functional>
+
+namespace sutra {
+
+// Threads used by parallel_for (the caller included). Default: the CPUs this
+// process may run on (sched_getaffinity), at least 1.
+int num_threads() noexcept;
+// n >= 1, else std::invalid_argument. Takes effect for the next parallel_for.
+void set_num_threads(int n);
+int default_num_threads() noexcept;
+
+// Calls fn(begin, end) over [0, n) in chunks of at least `grain` items. Runs
+// inline when the pool has one thread, when n is small, when called from a
+// worker (no nested parallelism) or while another caller holds the pool. The
+// first exception thrown by any chunk is re-thrown on the caller after all
+// chunks have stopped.
+void parallel_for(std::size_t n, std::size_t grain,
+                  const std::function<void(std::size_t, std::size_t)>& fn);
+
+}  // namespace sutra
