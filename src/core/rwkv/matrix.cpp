@@ -1,0 +1,193 @@
+// Weight storage conversion (fp32 / bf16 / int8) and the matmul dispatcher.
+#include "rwkv/matrix.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+
+#include "common/cpu.h"
+#include "rwkv/kernels_table.h"
+#include "rwkv/parallel.h"
+
+namespace sutra::rwkv {
+namespace {
+
+const KernelTable& table() { return SUTRA_ISA_SELECT(sutra::rwkv); }
+
+// The fast variants need CPU flags beyond the AVX-512 level itself.
+GemmBf16 pick_bf16() {
+  const KernelTable& t = table();
+  if (t.gemm_bf16_dp != nullptr && cpu_features().avx512bf16) return t.gemm_bf16_dp;
+  return t.gemm_bf16;
+}
+GemmI8 pick_i8() {
+  const KernelTable& t = table();
+  if (t.gemm_i8_vnni != nullptr && cpu_features().avx512vnni) return t.gemm_i8_vnni;
+  return t.gemm_i8;
+}
+
+}  // namespace
+
+Precision parse_precision(const std::string& name) {
+  if (name == "fp32") return Precision::f32;
+  if (name == "bf16") return Precision::bf16;
+  if (name == "int8") return Precision::i8;
+  throw std::invalid_argument("unknown dtype '" + name + "': use 'fp32', 'bf16' or 'int8'");
+}
+
+const char* precision_name(Precision p) noexcept {
+  switch (p) {
+    case Precision::bf16: return "bf16";
+    case Precision::i8: return "int8";
+    default: return "fp32";
+  }
+}
+
+int64_t TensorView::numel() const noexcept {
+  int64_t n = 1;
+  for (int64_t s : shape) n *= s;
+  return n;
+}
+
+float TensorView::at(int64_t i) const noexcept {
+  if (bf16) return bf16_to_f32(static_cast<const uint16_t*>(data)[i]);
+  return static_cast<const float*>(data)[i];
+}
+
+uint16_t f32_to_bf16(float x) noexcept {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40);  // NaN
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
+
+float bf16_to_f32(uint16_t h) noexcept {
+  const uint32_t u = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+Matrix::Matrix(const TensorView& src, Precision p, bool transposed) : prec_(p) {
+  if (src.shape.size() != 2) throw std::invalid_argument("weight matrix must be 2-D");
+  rows_ = transposed ? src.shape[1] : src.shape[0];
+  cols_ = transposed ? src.shape[0] : src.shape[1];
+  const int64_t R = rows_, C = cols_;
+  auto idx = [&](int64_t r, int64_t c) { return transposed ? c * R + r : r * C + c; };
+  if (p == Precision::f32) {
+    f32_.resize(static_cast<std::size_t>(R * C));
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t c = 0; c < C; ++c) f32_[r * C + c] = src.at(idx(r, c));
+  } else if (p == Precision::bf16) {
+    bf16_.resize(static_cast<std::size_t>(R * C));
+    const auto* raw = static_cast<const uint16_t*>(src.data);
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t c = 0; c < C; ++c)
+        bf16_[r * C + c] = src.bf16 ? raw[idx(r, c)] : f32_to_bf16(src.at(idx(r, c)));
+  } else {
+    i8_.resize(static_cast<std::size_t>(R * C));
+    scale_.resize(R);
+    rowsum_.resize(R);
+    std::vector<float> row(C);
+    for (int64_t r = 0; r < R; ++r) {
+      float amax = 0.0f;
+      for (int64_t c = 0; c < C; ++c) {
+        row[c] = src.at(idx(r, c));
+        amax = std::max(amax, std::fabs(row[c]));
+      }
+      const float s = amax > 0.0f ? amax / 127.0f : 1.0f;
+      int32_t sum = 0;
+      for (int64_t c = 0; c < C; ++c) {
+        const float q = std::nearbyint(row[c] / s);
+        const auto qi = static_cast<int8_t>(std::min(127.0f, std::max(-127.0f, q)));
+        i8_[r * C + c] = qi;
+        sum += qi;
+      }
+      scale_[r] = s;
+      rowsum_[r] = sum;
+    }
+  }
+}
+
+Matrix::Matrix(std::vector<float>&& data, int64_t rows, int64_t cols, Precision p) {
+  if (p == Precision::f32) {
+    rows_ = rows;
+    cols_ = cols;
+    prec_ = p;
+    f32_ = std::move(data);
+    return;
+  }
+  TensorView view;
+  view.data = data.data();
+  view.shape = {rows, cols};
+  *this = Matrix(view, p, false);
+  std::vector<float>().swap(data);
+}
+
+std::size_t Matrix::bytes() const noexcept {
+  return f32_.size() * 4 + bf16_.size() * 2 + i8_.size() + scale_.size() * 4 + rowsum_.size() * 4;
+}
+
+void Matrix::row(int64_t i, float* out) const noexcept {
+  if (prec_ == Precision::f32) {
+    std::memcpy(out, f32_.data() + i * cols_, static_cast<std::size_t>(cols_) * 4);
+  } else if (prec_ == Precision::bf16) {
+    for (int64_t c = 0; c < cols_; ++c) out[c] = bf16_to_f32(bf16_[i * cols_ + c]);
+  } else {
+    for (int64_t c = 0; c < cols_; ++c) out[c] = scale_[i] * static_cast<float>(i8_[i * cols_ + c]);
+  }
+}
+
+void Matrix::matmul(const float* X, int64_t T, float* Y, int threads) const {
+  const int64_t K = cols_;
+  const double cost = static_cast<double>(K * T);
+  if (prec_ == Precision::f32) {
+    const GemmF32 fn = table().gemm_f32;
+    parallel_rows(rows_, 4, cost, threads, [&](int64_t r0, int64_t r1) {
+      fn(f32_.data(), K, r0, r1, X, K, T, Y, rows_);
+    });
+  } else if (prec_ == Precision::bf16) {
+    // X ~= hi + lo in bf16: two bf16 dot products keep ~16 bits of the activation.
+    std::vector<uint16_t> hi(static_cast<std::size_t>(T * K)), lo(hi.size());
+    for (std::size_t i = 0; i < hi.size(); ++i) {
+      hi[i] = f32_to_bf16(X[i]);
+      lo[i] = f32_to_bf16(X[i] - bf16_to_f32(hi[i]));
+    }
+    const GemmBf16 fn = pick_bf16();
+    parallel_rows(rows_, 4, cost, threads, [&](int64_t r0, int64_t r1) {
+      fn(bf16_.data(), K, r0, r1, X, hi.data(), lo.data(), K, T, Y, rows_);
+    });
+  } else {
+    // Per-token asymmetric u8 quantisation of the activations (zero point keeps
+    // one-sided inputs such as the squared-ReLU output at full resolution).
+    std::vector<uint8_t> U(static_cast<std::size_t>(T * K));
+    std::vector<float> xs(T);
+    std::vector<int32_t> xz(T);
+    for (int64_t t = 0; t < T; ++t) {
+      const float* x = X + t * K;
+      float lo = 0.0f, hi = 0.0f;
+      for (int64_t k = 0; k < K; ++k) {
+        lo = std::min(lo, x[k]);
+        hi = std::max(hi, x[k]);
+      }
+      const float s = hi > lo ? (hi - lo) / 255.0f : 1.0f;
+      const float inv = 1.0f / s;
+      const int32_t z = static_cast<int32_t>(std::nearbyint(-lo * inv));
+      for (int64_t k = 0; k < K; ++k) {
+        const float q = std::nearbyint(x[k] * inv) + static_cast<float>(z);
+        U[t * K + k] = static_cast<uint8_t>(std::min(255.0f, std::max(0.0f, q)));
+      }
+      xs[t] = s;
+      xz[t] = z;
+    }
+    const GemmI8 fn = pick_i8();
+    parallel_rows(rows_, 4, cost, threads, [&](int64_t r0, int64_t r1) {
+      fn(i8_.data(), scale_.data(), rowsum_.data(), K, r0, r1, U.data(), K, xs.data(), xz.data(),
+         T, Y, rows_);
+    });
+  }
+}
+
+}  // namespace sutra::rwkv

@@ -1,0 +1,57 @@
+// Weight matrices at fp32 / bf16 / int8, stored row-major (out x in) for
+// streaming GEMV, and the one matmul entry that dispatches by precision and ISA.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace sutra::rwkv {
+
+enum class Precision { f32, bf16, i8 };
+Precision parse_precision(const std::string& name);  // "fp32" | "bf16" | "int8"
+const char* precision_name(Precision p) noexcept;
+
+// A borrowed, C-contiguous source tensor: float32 or bf16 bit patterns.
+struct TensorView {
+  const void* data = nullptr;
+  bool bf16 = false;
+  std::vector<int64_t> shape;
+  int64_t numel() const noexcept;
+  float at(int64_t i) const noexcept;  // element i as float
+};
+
+uint16_t f32_to_bf16(float x) noexcept;  // round to nearest even
+float bf16_to_f32(uint16_t h) noexcept;
+
+class Matrix {
+ public:
+  Matrix() = default;
+  // From a 2-D source (rows x cols), or its transpose when `transposed` (then the
+  // source is cols x rows). int8: symmetric per-row scales.
+  Matrix(const TensorView& src, Precision p, bool transposed);
+  // From an owned fp32 rows x cols buffer (moved when p is fp32).
+  Matrix(std::vector<float>&& data, int64_t rows, int64_t cols, Precision p);
+  int64_t rows() const noexcept { return rows_; }
+  int64_t cols() const noexcept { return cols_; }
+  Precision precision() const noexcept { return prec_; }
+  std::size_t bytes() const noexcept;  // bytes read by one full pass
+  // Row i as float into out[cols] (embedding lookup).
+  void row(int64_t i, float* out) const noexcept;
+
+  // Y[t, :] = W X[t, :] for t < T; X is T x cols (contiguous), Y is T x rows.
+  // threads: 0 = the pool's size, 1 = on the caller only, n = at most n threads.
+  void matmul(const float* X, int64_t T, float* Y, int threads) const;
+
+ private:
+  int64_t rows_ = 0, cols_ = 0;
+  Precision prec_ = Precision::f32;
+  std::vector<float> f32_;
+  std::vector<uint16_t> bf16_;
+  std::vector<int8_t> i8_;
+  std::vector<float> scale_;
+  std::vector<int32_t> rowsum_;
+};
+
+
+}  // namespace sutra::rwkv
