@@ -23,10 +23,44 @@ def _sigmoid(x):
     return f32(1) / (f32(1) + np.exp(-x))
 
 
-class Rwkv7Reference:
-    """weights: {name: float32 array} with checkpoint names/shapes (see rwkv_loader)."""
+QBLOCK = 64  # int8 block along the input dimension (as the compiled core)
 
-    def __init__(self, weights: dict[str, np.ndarray]):
+
+class Int8Matrix:
+    """The compiled core's int8 scheme, spelled out: symmetric int8 weights with one
+    scale per block of 64 inputs of a row; activations quantised per token and block
+    to u8 (zero point 128, or 0 when the whole token's input is >= 0)."""
+
+    def __init__(self, w: np.ndarray):
+        R, K = w.shape
+        self.K = K
+        nb = -(-K // QBLOCK)
+        pad = np.zeros((R, nb * QBLOCK), f32)
+        pad[:, :K] = w
+        blocks = pad.reshape(R, nb, QBLOCK)
+        amax = np.abs(blocks).max(2)
+        self.scale = np.where(amax > 0, amax / f32(127), f32(1)).astype(f32)     # R x nb
+        self.q = np.clip(np.rint(blocks / self.scale[:, :, None]), -127, 127).astype(np.int64)
+
+    def __matmul__(self, x: np.ndarray) -> np.ndarray:
+        nb = self.scale.shape[1]
+        xp = np.zeros(nb * QBLOCK, f32)
+        xp[: self.K] = x
+        xb = xp.reshape(nb, QBLOCK)
+        signed = bool((x < 0).any())
+        qmax = f32(127) if signed else f32(255)
+        amax = np.abs(xb).max(1)
+        xs = np.where(amax > 0, amax / qmax, f32(1)).astype(f32)
+        xq = np.clip(np.rint(xb * (f32(1) / xs)[:, None]), -qmax, qmax).astype(np.int64)
+        dots = (self.q * xq[None, :, :]).sum(2)                          # exact integer sums
+        return ((self.scale * xs[None, :]) * dots.astype(f32)).sum(1).astype(f32)
+
+
+class Rwkv7Reference:
+    """weights: {name: float32 array} with checkpoint names/shapes (see rwkv_loader).
+    dtype "int8" replaces the large matrices (and the head) by Int8Matrix."""
+
+    def __init__(self, weights: dict[str, np.ndarray], dtype: str = "fp32"):
         z = {k: np.asarray(v, dtype=f32) for k, v in weights.items()}
         self.V, self.C = z["emb.weight"].shape
         self.H, self.N = z["blocks.0.att.r_k"].shape
@@ -39,6 +73,12 @@ class Rwkv7Reference:
         var = ((e - mu) ** 2).mean(1, keepdims=True)
         self.emb = ((e - mu) / np.sqrt(var + f32(1e-5)) * self.z["blocks.0.ln0.weight"]
                     + self.z["blocks.0.ln0.bias"]).astype(f32)
+        if dtype == "int8":
+            for k, v in list(self.z.items()):
+                if v.ndim == 2 and k.endswith(".weight") and k != "emb.weight":
+                    self.z[k] = Int8Matrix(v)
+        elif dtype != "fp32":
+            raise ValueError(f"dtype must be 'fp32' or 'int8', got {dtype!r}")
 
     def new_state(self):
         return {"att_x_prev": np.zeros((self.L, self.C), f32),

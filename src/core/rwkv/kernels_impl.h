@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "rwkv/kernels_table.h"
+
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
@@ -50,18 +52,24 @@ inline void gemm_bf16_widen(const uint16_t* W, int64_t K, int64_t r0, int64_t r1
   }
 }
 
-inline void gemm_i8_portable(const int8_t* W, const float* ws, const int32_t* rowsum, int64_t K,
+inline void gemm_i8_portable(const int8_t* W, const float* ws, const int32_t* rs, int64_t K,
                              int64_t r0, int64_t r1, const uint8_t* U, int64_t ldu,
                              const float* xs, const int32_t* xz, int64_t T, float* Y,
                              int64_t ldy) noexcept {
+  const int64_t nb = (K + kQBlock - 1) / kQBlock;
   for (int64_t o = r0; o < r1; ++o) {
-    const int8_t* w = W + o * K;
     for (int64_t t = 0; t < T; ++t) {
-      const uint8_t* u = U + t * ldu;
-      int32_t s = 0;
+      float y = 0.0f;
+      for (int64_t b = 0; b < nb; ++b) {
+        const int64_t k0 = b * kQBlock, k1 = k0 + kQBlock < K ? k0 + kQBlock : K;
+        const int8_t* w = W + o * K;
+        const uint8_t* u = U + t * ldu;
+        int32_t s = 0;
 #pragma omp simd reduction(+ : s)
-      for (int64_t k = 0; k < K; ++k) s += static_cast<int32_t>(u[k]) * static_cast<int32_t>(w[k]);
-      Y[t * ldy + o] = ws[o] * xs[t] * static_cast<float>(s - xz[t] * rowsum[o]);
+        for (int64_t k = k0; k < k1; ++k) s += static_cast<int32_t>(u[k]) * static_cast<int32_t>(w[k]);
+        y += ws[o * nb + b] * xs[t * nb + b] * static_cast<float>(s - xz[t] * rs[o * nb + b]);
+      }
+      Y[t * ldy + o] = y;
     }
   }
 }
@@ -252,52 +260,65 @@ inline void gemm_bf16_dp(const uint16_t* W, int64_t K, int64_t r0, int64_t r1, c
 #endif  // __AVX512BF16__
 
 #if defined(__AVX512VNNI__)
+// One 64-byte block per dpbusd; the zero-point correction enters the integer
+// sum through lane 0, so the block sum is exact before its float scaling.
 template <int OB, int TB>
-inline void tile_i8(const int8_t* W, const float* ws, const int32_t* rowsum, int64_t K,
+inline void tile_i8(const int8_t* W, const float* ws, const int32_t* rs, int64_t K, int64_t nb,
                     const uint8_t* U, int64_t ldu, const float* xs, const int32_t* xz, float* Y,
                     int64_t ldy) noexcept {
-  __m512i acc[OB][TB];
+  __m512 acc[OB][TB];
   for (int o = 0; o < OB; ++o)
-    for (int t = 0; t < TB; ++t) acc[o][t] = _mm512_setzero_si512();
-  for (int64_t k = 0; k < K; k += 64) {
+    for (int t = 0; t < TB; ++t) acc[o][t] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const int64_t k = b * 64;
     const __mmask64 m = K - k >= 64 ? ~__mmask64(0) : static_cast<__mmask64>((1ull << (K - k)) - 1);
     __m512i u[TB];
-    for (int t = 0; t < TB; ++t) u[t] = _mm512_maskz_loadu_epi8(m, U + t * ldu + k);
+    float sx[TB];
+    for (int t = 0; t < TB; ++t) {
+      u[t] = _mm512_maskz_loadu_epi8(m, U + t * ldu + k);
+      sx[t] = xs[t * nb + b];
+    }
     for (int o = 0; o < OB; ++o) {
       const __m512i w = _mm512_maskz_loadu_epi8(m, W + o * K + k);
-      for (int t = 0; t < TB; ++t) acc[o][t] = _mm512_dpbusd_epi32(acc[o][t], u[t], w);
+      const float sw = ws[o * nb + b];
+      const int32_t r = rs[o * nb + b];
+      for (int t = 0; t < TB; ++t) {
+        const __m512i d = _mm512_dpbusd_epi32(_mm512_maskz_set1_epi32(1, -xz[t] * r), u[t], w);
+        acc[o][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_set1_ps(sw * sx[t]), acc[o][t]);
+      }
     }
   }
   for (int o = 0; o < OB; ++o)
-    for (int t = 0; t < TB; ++t) {
-      const int32_t s = hsum(acc[o][t]);
-      Y[t * ldy + o] = ws[o] * xs[t] * static_cast<float>(s - xz[t] * rowsum[o]);
-    }
+    for (int t = 0; t < TB; ++t) Y[t * ldy + o] = hsum(acc[o][t]);
 }
 
 template <int TB>
-inline void rows_i8(const int8_t* W, const float* ws, const int32_t* rowsum, int64_t K, int64_t r0,
+inline void rows_i8(const int8_t* W, const float* ws, const int32_t* rs, int64_t K, int64_t r0,
                     int64_t r1, const uint8_t* U, int64_t ldu, const float* xs, const int32_t* xz,
                     float* Y, int64_t ldy) noexcept {
+  const int64_t nb = (K + 63) / 64;
   int64_t o = r0;
   for (; o + 4 <= r1; o += 4)
-    tile_i8<4, TB>(W + o * K, ws + o, rowsum + o, K, U, ldu, xs, xz, Y + o, ldy);
-  for (; o < r1; ++o) tile_i8<1, TB>(W + o * K, ws + o, rowsum + o, K, U, ldu, xs, xz, Y + o, ldy);
+    tile_i8<4, TB>(W + o * K, ws + o * nb, rs + o * nb, K, nb, U, ldu, xs, xz, Y + o, ldy);
+  for (; o < r1; ++o)
+    tile_i8<1, TB>(W + o * K, ws + o * nb, rs + o * nb, K, nb, U, ldu, xs, xz, Y + o, ldy);
 }
 
-inline void gemm_i8_vnni(const int8_t* W, const float* ws, const int32_t* rowsum, int64_t K,
+inline void gemm_i8_vnni(const int8_t* W, const float* ws, const int32_t* rs, int64_t K,
                          int64_t r0, int64_t r1, const uint8_t* U, int64_t ldu, const float* xs,
                          const int32_t* xz, int64_t T, float* Y, int64_t ldy) noexcept {
+  static_assert(kQBlock == 64, "the VNNI kernel handles one 64-byte block per step");
+  const int64_t nb = (K + 63) / 64;
   const int64_t rb = T <= 4 ? (r1 - r0) : 16;
   for (int64_t b0 = r0; b0 < r1; b0 += rb) {
     const int64_t b1 = b0 + rb < r1 ? b0 + rb : r1;
     int64_t t = 0;
     for (; t + 4 <= T; t += 4)
-      rows_i8<4>(W, ws, rowsum, K, b0, b1, U + t * ldu, ldu, xs + t, xz + t, Y + t * ldy, ldy);
+      rows_i8<4>(W, ws, rs, K, b0, b1, U + t * ldu, ldu, xs + t * nb, xz + t, Y + t * ldy, ldy);
     switch (T - t) {
-      case 3: rows_i8<3>(W, ws, rowsum, K, b0, b1, U + t * ldu, ldu, xs + t, xz + t, Y + t * ldy, ldy); break;
-      case 2: rows_i8<2>(W, ws, rowsum, K, b0, b1, U + t * ldu, ldu, xs + t, xz + t, Y + t * ldy, ldy); break;
-      case 1: rows_i8<1>(W, ws, rowsum, K, b0, b1, U + t * ldu, ldu, xs + t, xz + t, Y + t * ldy, ldy); break;
+      case 3: rows_i8<3>(W, ws, rs, K, b0, b1, U + t * ldu, ldu, xs + t * nb, xz + t, Y + t * ldy, ldy); break;
+      case 2: rows_i8<2>(W, ws, rs, K, b0, b1, U + t * ldu, ldu, xs + t * nb, xz + t, Y + t * ldy, ldy); break;
+      case 1: rows_i8<1>(W, ws, rs, K, b0, b1, U + t * ldu, ldu, xs + t * nb, xz + t, Y + t * ldy, ldy); break;
       default: break;
     }
   }

@@ -20,10 +20,12 @@ using GemmF32 = void (*)(const float* W, int64_t K, int64_t r0, int64_t r1, cons
 using GemmBf16 = void (*)(const uint16_t* W, int64_t K, int64_t r0, int64_t r1, const float* X,
                           const uint16_t* Xhi, const uint16_t* Xlo, int64_t ldx, int64_t T,
                           float* Y, int64_t ldy) noexcept;
-// int8 weights with one scale per row; activations quantised per token to u8 with
-// a zero point: x ~= xs[t] * (U[t,k] - xz[t]). Integer sums are exact on every
-// ISA: Y = ws[o] * xs[t] * (sum_k W[o,k] U[t,k] - xz[t] * rowsum[o]).
-using GemmI8 = void (*)(const int8_t* W, const float* ws, const int32_t* rowsum, int64_t K,
+// int8 in blocks of kQBlock along K: weights W[o,k] ~= ws[o,b] * q, activations
+// x[t,k] ~= xs[t,b] * (U[t,k] - xz[t]) with U u8 and xz in {0, 128}; rs[o,b] =
+// sum of q over block b. Integer block sums are exact on every ISA:
+// Y[t,o] = sum_b ws[o,b] xs[t,b] (sum_{k in b} q U - xz[t] rs[o,b]).
+constexpr int64_t kQBlock = 64;
+using GemmI8 = void (*)(const int8_t* W, const float* ws, const int32_t* rs, int64_t K,
                         int64_t r0, int64_t r1, const uint8_t* U, int64_t ldu, const float* xs,
                         const int32_t* xz, int64_t T, float* Y, int64_t ldy) noexcept;
 // One token of the wkv recurrence for one head (N x N state, row = value dim):

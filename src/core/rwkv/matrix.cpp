@@ -87,26 +87,28 @@ Matrix::Matrix(const TensorView& src, Precision p, bool transposed) : prec_(p) {
       for (int64_t c = 0; c < C; ++c)
         bf16_[r * C + c] = src.bf16 ? raw[idx(r, c)] : f32_to_bf16(src.at(idx(r, c)));
   } else {
+    // Symmetric int8 with one scale per block of kQBlock weights of a row.
+    const int64_t nb = (C + kQBlock - 1) / kQBlock;
     i8_.resize(static_cast<std::size_t>(R * C));
-    scale_.resize(R);
-    rowsum_.resize(R);
+    scale_.resize(static_cast<std::size_t>(R * nb));
+    rowsum_.resize(static_cast<std::size_t>(R * nb));
     std::vector<float> row(C);
     for (int64_t r = 0; r < R; ++r) {
-      float amax = 0.0f;
-      for (int64_t c = 0; c < C; ++c) {
-        row[c] = src.at(idx(r, c));
-        amax = std::max(amax, std::fabs(row[c]));
+      for (int64_t c = 0; c < C; ++c) row[c] = src.at(idx(r, c));
+      for (int64_t b = 0; b < nb; ++b) {
+        const int64_t c0 = b * kQBlock, c1 = std::min(C, c0 + kQBlock);
+        float amax = 0.0f;
+        for (int64_t c = c0; c < c1; ++c) amax = std::max(amax, std::fabs(row[c]));
+        const float s = amax > 0.0f ? amax / 127.0f : 1.0f;
+        int32_t sum = 0;
+        for (int64_t c = c0; c < c1; ++c) {
+          const float q = std::min(127.0f, std::max(-127.0f, std::nearbyint(row[c] / s)));
+          i8_[r * C + c] = static_cast<int8_t>(q);
+          sum += static_cast<int32_t>(q);
+        }
+        scale_[r * nb + b] = s;
+        rowsum_[r * nb + b] = sum;
       }
-      const float s = amax > 0.0f ? amax / 127.0f : 1.0f;
-      int32_t sum = 0;
-      for (int64_t c = 0; c < C; ++c) {
-        const float q = std::nearbyint(row[c] / s);
-        const auto qi = static_cast<int8_t>(std::min(127.0f, std::max(-127.0f, q)));
-        i8_[r * C + c] = qi;
-        sum += qi;
-      }
-      scale_[r] = s;
-      rowsum_[r] = sum;
     }
   }
 }
@@ -136,7 +138,9 @@ void Matrix::row(int64_t i, float* out) const noexcept {
   } else if (prec_ == Precision::bf16) {
     for (int64_t c = 0; c < cols_; ++c) out[c] = bf16_to_f32(bf16_[i * cols_ + c]);
   } else {
-    for (int64_t c = 0; c < cols_; ++c) out[c] = scale_[i] * static_cast<float>(i8_[i * cols_ + c]);
+    const int64_t nb = (cols_ + kQBlock - 1) / kQBlock;
+    for (int64_t c = 0; c < cols_; ++c)
+      out[c] = scale_[i * nb + c / kQBlock] * static_cast<float>(i8_[i * cols_ + c]);
   }
 }
 
@@ -160,26 +164,31 @@ void Matrix::matmul(const float* X, int64_t T, float* Y, int threads) const {
       fn(bf16_.data(), K, r0, r1, X, hi.data(), lo.data(), K, T, Y, rows_);
     });
   } else {
-    // Per-token asymmetric u8 quantisation of the activations (zero point keeps
-    // one-sided inputs such as the squared-ReLU output at full resolution).
+    // Activations: u8 per token and block. Blocks of a token whose inputs are all
+    // >= 0 (the squared-ReLU output) use the full 0..255 range; others are
+    // symmetric around the zero point 128.
+    const int64_t nb = (K + kQBlock - 1) / kQBlock;
     std::vector<uint8_t> U(static_cast<std::size_t>(T * K));
-    std::vector<float> xs(T);
+    std::vector<float> xs(static_cast<std::size_t>(T * nb));
     std::vector<int32_t> xz(T);
     for (int64_t t = 0; t < T; ++t) {
       const float* x = X + t * K;
-      float lo = 0.0f, hi = 0.0f;
-      for (int64_t k = 0; k < K; ++k) {
-        lo = std::min(lo, x[k]);
-        hi = std::max(hi, x[k]);
+      float lo = 0.0f;
+      for (int64_t k = 0; k < K; ++k) lo = std::min(lo, x[k]);
+      const int32_t z = lo < 0.0f ? 128 : 0;
+      const float qmax = z ? 127.0f : 255.0f;
+      for (int64_t b = 0; b < nb; ++b) {
+        const int64_t k0 = b * kQBlock, k1 = std::min(K, k0 + kQBlock);
+        float amax = 0.0f;
+        for (int64_t k = k0; k < k1; ++k) amax = std::max(amax, std::fabs(x[k]));
+        const float s = amax > 0.0f ? amax / qmax : 1.0f;
+        const float inv = 1.0f / s;
+        for (int64_t k = k0; k < k1; ++k) {
+          const float q = std::min(qmax, std::max(-qmax, std::nearbyint(x[k] * inv)));
+          U[t * K + k] = static_cast<uint8_t>(static_cast<int32_t>(q) + z);
+        }
+        xs[t * nb + b] = s;
       }
-      const float s = hi > lo ? (hi - lo) / 255.0f : 1.0f;
-      const float inv = 1.0f / s;
-      const int32_t z = static_cast<int32_t>(std::nearbyint(-lo * inv));
-      for (int64_t k = 0; k < K; ++k) {
-        const float q = std::nearbyint(x[k] * inv) + static_cast<float>(z);
-        U[t * K + k] = static_cast<uint8_t>(std::min(255.0f, std::max(0.0f, q)));
-      }
-      xs[t] = s;
       xz[t] = z;
     }
     const GemmI8 fn = pick_i8();

@@ -122,18 +122,12 @@ Rwkv7Model::Rwkv7Model(const std::map<std::string, TensorView>& tensors, Precisi
     if (src.has(n)) c.d_v = last_dim(n);
   }
 
-  // Embedding, pre-normalised with ln0 (as the reference does at load).
-  {
-    const TensorView& e = src.get("emb.weight", {c.vocab, C});
-    const auto w = src.vec("blocks.0.ln0.weight", C), b = src.vec("blocks.0.ln0.bias", C);
-    std::vector<float> emb(static_cast<std::size_t>(c.vocab * C)), row(C);
-    for (int64_t v = 0; v < c.vocab; ++v) {
-      for (int64_t j = 0; j < C; ++j) row[j] = e.at(v * C + j);
-      layer_norm(row.data(), w.data(), b.data(), C, 1e-5f, emb.data() + v * C);
-    }
-    emb_ = Matrix(std::move(emb), c.vocab, C,
-                  precision == Precision::f32 ? Precision::f32 : Precision::bf16);
-  }
+  // Embedding: kept as stored (bf16 rows stay exact in the bf16/int8 modes); the
+  // reference pre-normalises every row with ln0 at load, we do the same per lookup.
+  emb_ = Matrix(src.get("emb.weight", {c.vocab, C}),
+                precision == Precision::f32 ? Precision::f32 : Precision::bf16, false);
+  ln0_w_ = src.vec("blocks.0.ln0.weight", C);
+  ln0_b_ = src.vec("blocks.0.ln0.bias", C);
   layers_.resize(c.n_layer);
   for (int64_t i = 0; i < c.n_layer; ++i) {
     Rwkv7Layer& L = layers_[i];
@@ -232,7 +226,10 @@ void Rwkv7Model::forward_chunk(const int64_t* tokens, int64_t T, float* att_x_pr
         *kka = take(TC), *w = take(TC), *vfirst = take(TC), *y = take(TC), *tmp = take(TC),
         *hd = take(T * D), *hid = take(T * cfg_.ffn);
 
-  for (int64_t t = 0; t < T; ++t) emb_.row(tokens[t], x + t * C);
+  for (int64_t t = 0; t < T; ++t) {
+    emb_.row(tokens[t], tmp);
+    layer_norm(tmp, ln0_w_.data(), ln0_b_.data(), C, 1e-5f, x + t * C);
+  }
   const WkvStep wkv = table().wkv_step;
 
   for (int64_t i = 0; i < cfg_.n_layer; ++i) {
