@@ -209,9 +209,15 @@ inline void wkv_step(float* S, const float* r, const float* w, const float* k, c
 template <int OB, int TB>
 inline void tile_bf16(const uint16_t* W, int64_t K, const uint16_t* Xh, const uint16_t* Xl,
                       int64_t ldx, float* Y, int64_t ldy) noexcept {
-  __m512 acc[OB][TB];
-  for (int o = 0; o < OB; ++o)
+  // Few tokens: separate accumulators for the hi and lo halves, so the two dot
+  // products per step do not wait on each other (decode is latency-bound otherwise).
+  constexpr bool kSplit = TB <= 2;
+  constexpr int kAcc2 = kSplit ? TB : 1;
+  __m512 acc[OB][TB], acc2[OB][kAcc2];
+  for (int o = 0; o < OB; ++o) {
     for (int t = 0; t < TB; ++t) acc[o][t] = _mm512_setzero_ps();
+    for (int t = 0; t < kAcc2; ++t) acc2[o][t] = _mm512_setzero_ps();
+  }
   for (int64_t k = 0; k < K; k += 32) {
     const __mmask32 m = K - k >= 32 ? ~__mmask32(0) : static_cast<__mmask32>((1ull << (K - k)) - 1);
     __m512bh xh[TB], xl[TB];
@@ -223,12 +229,19 @@ inline void tile_bf16(const uint16_t* W, int64_t K, const uint16_t* Xh, const ui
       const __m512bh w = (__m512bh)_mm512_maskz_loadu_epi16(m, W + o * K + k);
       for (int t = 0; t < TB; ++t) {
         acc[o][t] = _mm512_dpbf16_ps(acc[o][t], w, xh[t]);
-        acc[o][t] = _mm512_dpbf16_ps(acc[o][t], w, xl[t]);
+        if constexpr (kSplit) {
+          acc2[o][t] = _mm512_dpbf16_ps(acc2[o][t], w, xl[t]);
+        } else {
+          acc[o][t] = _mm512_dpbf16_ps(acc[o][t], w, xl[t]);
+        }
       }
     }
   }
   for (int o = 0; o < OB; ++o)
-    for (int t = 0; t < TB; ++t) Y[t * ldy + o] = hsum(acc[o][t]);
+    for (int t = 0; t < TB; ++t) {
+      if constexpr (kSplit) acc[o][t] = _mm512_add_ps(acc[o][t], acc2[o][t]);
+      Y[t * ldy + o] = hsum(acc[o][t]);
+    }
 }
 
 template <int TB>
@@ -284,7 +297,7 @@ inline void tile_i8(const int8_t* W, const float* ws, const int32_t* rs, int64_t
       const int32_t r = rs[o * nb + b];
       for (int t = 0; t < TB; ++t) {
         const __m512i d = _mm512_dpbusd_epi32(_mm512_maskz_set1_epi32(1, -xz[t] * r), u[t], w);
-        acc[o][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_set1_ps(sw * sx[t]), acc[o][t]);
+        acc[o][t] = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, d), _mm512_set1_ps(sw * sx[t]), acc[o][t]);
       }
     }
   }

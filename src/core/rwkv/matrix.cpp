@@ -70,39 +70,67 @@ float bf16_to_f32(uint16_t h) noexcept {
   return f;
 }
 
+namespace {
+
+// Row r of the (rows x cols) matrix, as float, from src (or from src^T).
+void load_row(const TensorView& src, bool transposed, int64_t R, int64_t C, int64_t r,
+              float* out) noexcept {
+  if (transposed) {
+    for (int64_t c = 0; c < C; ++c) out[c] = src.at(c * R + r);
+  } else if (src.bf16) {
+    const uint16_t* raw = static_cast<const uint16_t*>(src.data) + r * C;
+    for (int64_t c = 0; c < C; ++c) out[c] = bf16_to_f32(raw[c]);
+  } else {
+    std::memcpy(out, static_cast<const float*>(src.data) + r * C, static_cast<std::size_t>(C) * 4);
+  }
+}
+
+}  // namespace
+
 Matrix::Matrix(const TensorView& src, Precision p, bool transposed) : prec_(p) {
   if (src.shape.size() != 2) throw std::invalid_argument("weight matrix must be 2-D");
   rows_ = transposed ? src.shape[1] : src.shape[0];
   cols_ = transposed ? src.shape[0] : src.shape[1];
   const int64_t R = rows_, C = cols_;
-  auto idx = [&](int64_t r, int64_t c) { return transposed ? c * R + r : r * C + c; };
+  const int64_t nb = (C + kQBlock - 1) / kQBlock;
   if (p == Precision::f32) {
     f32_.resize(static_cast<std::size_t>(R * C));
-    for (int64_t r = 0; r < R; ++r)
-      for (int64_t c = 0; c < C; ++c) f32_[r * C + c] = src.at(idx(r, c));
   } else if (p == Precision::bf16) {
     bf16_.resize(static_cast<std::size_t>(R * C));
-    const auto* raw = static_cast<const uint16_t*>(src.data);
-    for (int64_t r = 0; r < R; ++r)
-      for (int64_t c = 0; c < C; ++c)
-        bf16_[r * C + c] = src.bf16 ? raw[idx(r, c)] : f32_to_bf16(src.at(idx(r, c)));
   } else {
-    // Symmetric int8 with one scale per block of kQBlock weights of a row.
-    const int64_t nb = (C + kQBlock - 1) / kQBlock;
     i8_.resize(static_cast<std::size_t>(R * C));
     scale_.resize(static_cast<std::size_t>(R * nb));
     rowsum_.resize(static_cast<std::size_t>(R * nb));
-    std::vector<float> row(C);
-    for (int64_t r = 0; r < R; ++r) {
-      for (int64_t c = 0; c < C; ++c) row[c] = src.at(idx(r, c));
+  }
+  // Conversion runs over the pool: it is most of the load time.
+  parallel_rows(R, 16, static_cast<double>(C) * 4, 0, [&](int64_t r0, int64_t r1) {
+    std::vector<float> row(static_cast<std::size_t>(C));
+    for (int64_t r = r0; r < r1; ++r) {
+      if (p == Precision::f32) {
+        load_row(src, transposed, R, C, r, f32_.data() + r * C);
+        continue;
+      }
+      if (p == Precision::bf16) {
+        if (src.bf16 && !transposed) {  // exact copy of the checkpoint's bits
+          std::memcpy(bf16_.data() + r * C, static_cast<const uint16_t*>(src.data) + r * C,
+                      static_cast<std::size_t>(C) * 2);
+        } else {
+          load_row(src, transposed, R, C, r, row.data());
+          for (int64_t c = 0; c < C; ++c) bf16_[r * C + c] = f32_to_bf16(row[c]);
+        }
+        continue;
+      }
+      // Symmetric int8 with one scale per block of kQBlock weights of a row.
+      load_row(src, transposed, R, C, r, row.data());
       for (int64_t b = 0; b < nb; ++b) {
         const int64_t c0 = b * kQBlock, c1 = std::min(C, c0 + kQBlock);
         float amax = 0.0f;
         for (int64_t c = c0; c < c1; ++c) amax = std::max(amax, std::fabs(row[c]));
         const float s = amax > 0.0f ? amax / 127.0f : 1.0f;
+        const float inv = 1.0f / s;
         int32_t sum = 0;
         for (int64_t c = c0; c < c1; ++c) {
-          const float q = std::min(127.0f, std::max(-127.0f, std::nearbyint(row[c] / s)));
+          const float q = std::min(127.0f, std::max(-127.0f, std::nearbyint(row[c] * inv)));
           i8_[r * C + c] = static_cast<int8_t>(q);
           sum += static_cast<int32_t>(q);
         }
@@ -110,22 +138,7 @@ Matrix::Matrix(const TensorView& src, Precision p, bool transposed) : prec_(p) {
         rowsum_[r * nb + b] = sum;
       }
     }
-  }
-}
-
-Matrix::Matrix(std::vector<float>&& data, int64_t rows, int64_t cols, Precision p) {
-  if (p == Precision::f32) {
-    rows_ = rows;
-    cols_ = cols;
-    prec_ = p;
-    f32_ = std::move(data);
-    return;
-  }
-  TensorView view;
-  view.data = data.data();
-  view.shape = {rows, cols};
-  *this = Matrix(view, p, false);
-  std::vector<float>().swap(data);
+  });
 }
 
 std::size_t Matrix::bytes() const noexcept {

@@ -3,6 +3,8 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -24,14 +26,36 @@ struct TensorView {
 uint16_t f32_to_bf16(float x) noexcept;  // round to nearest even
 float bf16_to_f32(uint16_t h) noexcept;
 
+// 64-byte aligned, uninitialised storage (weights are written once at load;
+// zero-filling hundreds of MB first would double the load time).
+template <typename T>
+class Buffer {
+ public:
+  Buffer() = default;
+  void resize(std::size_t n) {
+    p_.reset(n ? static_cast<T*>(::operator new[](n * sizeof(T), std::align_val_t{64})) : nullptr);
+    n_ = n;
+  }
+  T* data() noexcept { return p_.get(); }
+  const T* data() const noexcept { return p_.get(); }
+  std::size_t size() const noexcept { return n_; }
+  T& operator[](std::size_t i) noexcept { return p_[i]; }
+  const T& operator[](std::size_t i) const noexcept { return p_[i]; }
+
+ private:
+  struct Free {
+    void operator()(T* p) const noexcept { ::operator delete[](p, std::align_val_t{64}); }
+  };
+  std::unique_ptr<T[], Free> p_;
+  std::size_t n_ = 0;
+};
+
 class Matrix {
  public:
   Matrix() = default;
   // From a 2-D source (rows x cols), or its transpose when `transposed` (then the
   // source is cols x rows). int8: symmetric per-row scales.
   Matrix(const TensorView& src, Precision p, bool transposed);
-  // From an owned fp32 rows x cols buffer (moved when p is fp32).
-  Matrix(std::vector<float>&& data, int64_t rows, int64_t cols, Precision p);
   int64_t rows() const noexcept { return rows_; }
   int64_t cols() const noexcept { return cols_; }
   Precision precision() const noexcept { return prec_; }
@@ -46,11 +70,11 @@ class Matrix {
  private:
   int64_t rows_ = 0, cols_ = 0;
   Precision prec_ = Precision::f32;
-  std::vector<float> f32_;
-  std::vector<uint16_t> bf16_;
-  std::vector<int8_t> i8_;
-  std::vector<float> scale_;
-  std::vector<int32_t> rowsum_;
+  Buffer<float> f32_;
+  Buffer<uint16_t> bf16_;
+  Buffer<int8_t> i8_;
+  Buffer<float> scale_;
+  Buffer<int32_t> rowsum_;
 };
 
 
