@@ -153,7 +153,8 @@ def test_every_isa_level_agrees(level, dtype, checkpoints):
     finally:
         sf.set_cpu_isa(before)
     ref = twin.forward(seq, tst)
-    assert np.abs(ours - ref).max() <= tol(ref, 1e-3 if dtype == "bf16" else 1e-4)
+    # int8: an activation on the other side of a rounding boundary moves logits ~1e-2.
+    assert np.abs(ours - ref).max() <= tol(ref, {"fp32": 1e-4, "bf16": 1e-3, "int8": 1e-2}[dtype])
 
 
 # ------------------------------------------------------------------ bf16 / int8

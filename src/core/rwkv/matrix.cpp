@@ -127,10 +127,9 @@ Matrix::Matrix(const TensorView& src, Precision p, bool transposed) : prec_(p) {
         float amax = 0.0f;
         for (int64_t c = c0; c < c1; ++c) amax = std::max(amax, std::fabs(row[c]));
         const float s = amax > 0.0f ? amax / 127.0f : 1.0f;
-        const float inv = 1.0f / s;
         int32_t sum = 0;
         for (int64_t c = c0; c < c1; ++c) {
-          const float q = std::min(127.0f, std::max(-127.0f, std::nearbyint(row[c] * inv)));
+          const float q = std::min(127.0f, std::max(-127.0f, std::nearbyint(row[c] / s)));
           i8_[r * C + c] = static_cast<int8_t>(q);
           sum += static_cast<int32_t>(q);
         }
