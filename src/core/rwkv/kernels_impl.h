@@ -1,7 +1,7 @@
 // Bodies of the RWKV kernels, compiled once per ISA level (see kernels_isa.cpp).
-// Portable loops (vectorised by the compiler via `omp simd`) serve every level;
-// AVX-512 adds register-tiled fp32 GEMM, AVX512-BF16 dot products and VNNI
-// int8 dot products where the CPU has them.
+// Weight layout: panels of 16 output rows, see kernels_table.h. Portable loops
+// (vectorised by the compiler over the 16 lanes) serve every level; AVX-512 adds
+// register-tiled kernels, AVX512-BF16 dot products and VNNI int8 dot products.
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -21,55 +21,79 @@ inline float bf16_to_f32(uint16_t h) noexcept {
   return f;
 }
 
+inline void store_rows(const float* acc, int64_t o0, int64_t R, float* y) noexcept {
+  for (int64_t l = 0; l < kPanel && o0 + l < R; ++l) y[o0 + l] = acc[l];
+}
+
 // ---------------------------------------------------------------- portable loops
 
-inline void gemm_f32_portable(const float* W, int64_t K, int64_t r0, int64_t r1, const float* X,
-                              int64_t ldx, int64_t T, float* Y, int64_t ldy) noexcept {
-  for (int64_t o = r0; o < r1; ++o) {
-    const float* w = W + o * K;
+inline void gemm_f32_portable(const float* P, int64_t Kp, int64_t p0, int64_t p1, int64_t R,
+                              const float* X, int64_t ldx, int64_t T, float* Y,
+                              int64_t ldy) noexcept {
+  for (int64_t p = p0; p < p1; ++p) {
+    const float* W = P + p * Kp * kPanel;
     for (int64_t t = 0; t < T; ++t) {
       const float* x = X + t * ldx;
-      float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-      for (int64_t k = 0; k < K; ++k) s += w[k] * x[k];
-      Y[t * ldy + o] = s;
+      float acc[kPanel] = {};
+      for (int64_t k = 0; k < Kp; ++k) {
+        const float xk = x[k];
+        const float* w = W + k * kPanel;
+#pragma omp simd
+        for (int64_t l = 0; l < kPanel; ++l) acc[l] += w[l] * xk;
+      }
+      store_rows(acc, p * kPanel, R, Y + t * ldy);
     }
   }
 }
 
-inline void gemm_bf16_widen(const uint16_t* W, int64_t K, int64_t r0, int64_t r1,
-                            const float* X, const uint16_t*, const uint16_t*, int64_t ldx,
-                            int64_t T, float* Y, int64_t ldy) noexcept {
-  for (int64_t o = r0; o < r1; ++o) {
-    const uint16_t* w = W + o * K;
+inline void gemm_bf16_widen(const uint16_t* P, int64_t Kp, int64_t p0, int64_t p1, int64_t R,
+                            const uint16_t* Xh, const uint16_t* Xl, int64_t T, float* Y,
+                            int64_t ldy) noexcept {
+  for (int64_t p = p0; p < p1; ++p) {
+    const uint16_t* W = P + p * Kp * kPanel;
     for (int64_t t = 0; t < T; ++t) {
-      const float* x = X + t * ldx;
-      float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-      for (int64_t k = 0; k < K; ++k) s += bf16_to_f32(w[k]) * x[k];
-      Y[t * ldy + o] = s;
+      const uint16_t* xh = Xh + t * Kp;
+      const uint16_t* xl = Xl + t * Kp;
+      float acc[kPanel] = {};
+      for (int64_t k = 0; k < Kp; k += 2) {
+        const float x0 = bf16_to_f32(xh[k]) + bf16_to_f32(xl[k]);
+        const float x1 = bf16_to_f32(xh[k + 1]) + bf16_to_f32(xl[k + 1]);
+        const uint16_t* w = W + k * kPanel;
+#pragma omp simd
+        for (int64_t l = 0; l < kPanel; ++l)
+          acc[l] += bf16_to_f32(w[2 * l]) * x0 + bf16_to_f32(w[2 * l + 1]) * x1;
+      }
+      store_rows(acc, p * kPanel, R, Y + t * ldy);
     }
   }
 }
 
-inline void gemm_i8_portable(const int8_t* W, const float* ws, const int32_t* rs, int64_t K,
-                             int64_t r0, int64_t r1, const uint8_t* U, int64_t ldu,
+inline void gemm_i8_portable(const int8_t* P, const float* S, const int32_t* RS, int64_t Kp,
+                             int64_t p0, int64_t p1, int64_t R, const uint8_t* U,
                              const float* xs, const int32_t* xz, int64_t T, float* Y,
                              int64_t ldy) noexcept {
-  const int64_t nb = (K + kQBlock - 1) / kQBlock;
-  for (int64_t o = r0; o < r1; ++o) {
+  const int64_t nb = Kp / kQBlock;
+  for (int64_t p = p0; p < p1; ++p) {
+    const int8_t* W = P + p * Kp * kPanel;
     for (int64_t t = 0; t < T; ++t) {
-      float y = 0.0f;
+      const uint8_t* u = U + t * Kp;
+      float acc[kPanel] = {};
       for (int64_t b = 0; b < nb; ++b) {
-        const int64_t k0 = b * kQBlock, k1 = k0 + kQBlock < K ? k0 + kQBlock : K;
-        const int8_t* w = W + o * K;
-        const uint8_t* u = U + t * ldu;
-        int32_t s = 0;
-#pragma omp simd reduction(+ : s)
-        for (int64_t k = k0; k < k1; ++k) s += static_cast<int32_t>(u[k]) * static_cast<int32_t>(w[k]);
-        y += ws[o * nb + b] * xs[t * nb + b] * static_cast<float>(s - xz[t] * rs[o * nb + b]);
+        int32_t iacc[kPanel] = {};
+        for (int64_t k = b * kQBlock; k < (b + 1) * kQBlock; k += 4) {
+          const int8_t* w = W + k * kPanel;
+#pragma omp simd
+          for (int64_t l = 0; l < kPanel; ++l)
+            for (int64_t j = 0; j < 4; ++j)
+              iacc[l] += static_cast<int32_t>(u[k + j]) * static_cast<int32_t>(w[4 * l + j]);
+        }
+        const float* s = S + (p * nb + b) * kPanel;
+        const int32_t* rs = RS + (p * nb + b) * kPanel;
+        const float sx = xs[t * nb + b];
+        for (int64_t l = 0; l < kPanel; ++l)
+          acc[l] += s[l] * sx * static_cast<float>(iacc[l] - xz[t] * rs[l]);
       }
-      Y[t * ldy + o] = y;
+      store_rows(acc, p * kPanel, R, Y + t * ldy);
     }
   }
 }
@@ -97,9 +121,7 @@ inline void wkv_step_portable(float* S, const float* r, const float* w, const fl
 #if defined(__AVX512F__)
 // ---------------------------------------------------------------- AVX-512
 
-inline __mmask16 tail16(int64_t n) noexcept { return static_cast<__mmask16>((1u << n) - 1u); }
-
-// Horizontal sums (GCC 12's _mm512_reduce_add_* trip -Wuninitialized).
+// Horizontal sum (GCC 12's _mm512_reduce_add_ps trips -Wuninitialized).
 inline float hsum(__m512 v) noexcept {
   const __m256 h = _mm256_add_ps(_mm512_extractf32x8_ps(v, 0), _mm512_extractf32x8_ps(v, 1));
   __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
@@ -107,66 +129,77 @@ inline float hsum(__m512 v) noexcept {
   q = _mm_add_ss(q, _mm_movehdup_ps(q));
   return _mm_cvtss_f32(q);
 }
-inline int32_t hsum(__m512i v) noexcept {
-  const __m256i h = _mm256_add_epi32(_mm512_extracti32x8_epi32(v, 0), _mm512_extracti32x8_epi32(v, 1));
-  __m128i q = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-  q = _mm_add_epi32(q, _mm_shuffle_epi32(q, 0x4e));
-  q = _mm_add_epi32(q, _mm_shuffle_epi32(q, 0xb1));
-  return _mm_cvtsi128_si32(q);
+
+inline void store16(float* y, int64_t o0, int64_t R, __m512 v) noexcept {
+  if (R - o0 >= 16) {
+    _mm512_storeu_ps(y + o0, v);
+  } else {
+    _mm512_mask_storeu_ps(y + o0, static_cast<__mmask16>((1u << (R - o0)) - 1u), v);
+  }
 }
 
-// OB weight rows x TB tokens of dot products, all accumulators in registers.
-template <int OB, int TB>
-inline void tile_f32(const float* W, int64_t K, const float* X, int64_t ldx, float* Y,
-                     int64_t ldy) noexcept {
-  __m512 acc[OB][TB];
-  for (int o = 0; o < OB; ++o)
-    for (int t = 0; t < TB; ++t) acc[o][t] = _mm512_setzero_ps();
-  int64_t k = 0;
-  for (; k + 16 <= K; k += 16) {
-    __m512 x[TB];
-    for (int t = 0; t < TB; ++t) x[t] = _mm512_loadu_ps(X + t * ldx + k);
-    for (int o = 0; o < OB; ++o) {
-      const __m512 w = _mm512_loadu_ps(W + o * K + k);
-      for (int t = 0; t < TB; ++t) acc[o][t] = _mm512_fmadd_ps(w, x[t], acc[o][t]);
-    }
-  }
-  if (k < K) {
-    const __mmask16 m = tail16(K - k);
-    __m512 x[TB];
-    for (int t = 0; t < TB; ++t) x[t] = _mm512_maskz_loadu_ps(m, X + t * ldx + k);
-    for (int o = 0; o < OB; ++o) {
-      const __m512 w = _mm512_maskz_loadu_ps(m, W + o * K + k);
-      for (int t = 0; t < TB; ++t) acc[o][t] = _mm512_fmadd_ps(w, x[t], acc[o][t]);
-    }
-  }
-  for (int o = 0; o < OB; ++o)
-    for (int t = 0; t < TB; ++t) Y[t * ldy + o] = hsum(acc[o][t]);
+inline uint32_t load_u32(const void* p) noexcept {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
 }
 
-template <int TB>
-inline void rows_f32(const float* W, int64_t K, int64_t r0, int64_t r1, const float* X,
-                     int64_t ldx, float* Y, int64_t ldy) noexcept {
-  int64_t o = r0;
-  for (; o + 4 <= r1; o += 4) tile_f32<4, TB>(W + o * K, K, X, ldx, Y + o, ldy);
-  for (; o < r1; ++o) tile_f32<1, TB>(W + o * K, K, X, ldx, Y + o, ldy);
-}
-
-// Rows in blocks that stay in L1 while every token passes over them.
-inline void gemm_f32(const float* W, int64_t K, int64_t r0, int64_t r1, const float* X,
-                     int64_t ldx, int64_t T, float* Y, int64_t ldy) noexcept {
-  const int64_t rb = T <= 4 ? (r1 - r0) : 4;
-  for (int64_t b0 = r0; b0 < r1; b0 += rb) {
-    const int64_t b1 = b0 + rb < r1 ? b0 + rb : r1;
-    int64_t t = 0;
-    for (; t + 4 <= T; t += 4) rows_f32<4>(W, K, b0, b1, X + t * ldx, ldx, Y + t * ldy, ldy);
-    switch (T - t) {
-      case 3: rows_f32<3>(W, K, b0, b1, X + t * ldx, ldx, Y + t * ldy, ldy); break;
-      case 2: rows_f32<2>(W, K, b0, b1, X + t * ldx, ldx, Y + t * ldy, ldy); break;
-      case 1: rows_f32<1>(W, K, b0, b1, X + t * ldx, ldx, Y + t * ldy, ldy); break;
-      default: break;
+// Calls F::template run<NP, TB>(p, t) over panel groups x token blocks: decode
+// (T = 1) takes 4 panels at a time, prefill 2 panels x up to 6 tokens.
+template <typename F>
+inline void tiles(int64_t p0, int64_t p1, int64_t T, const F& f) noexcept {
+  if (T == 1) {
+    int64_t p = p0;
+    for (; p + 4 <= p1; p += 4) f.template run<4, 1>(p, 0);
+    for (; p < p1; ++p) f.template run<1, 1>(p, 0);
+    return;
+  }
+  for (int64_t p = p0; p < p1; p += 2) {
+    const bool two = p + 2 <= p1;
+    for (int64_t t = 0; t < T; t += 6) {
+      switch ((T - t < 6 ? T - t : 6) + (two ? 0 : 10)) {
+        case 6: f.template run<2, 6>(p, t); break;
+        case 5: f.template run<2, 5>(p, t); break;
+        case 4: f.template run<2, 4>(p, t); break;
+        case 3: f.template run<2, 3>(p, t); break;
+        case 2: f.template run<2, 2>(p, t); break;
+        case 1: f.template run<2, 1>(p, t); break;
+        case 16: f.template run<1, 6>(p, t); break;
+        case 15: f.template run<1, 5>(p, t); break;
+        case 14: f.template run<1, 4>(p, t); break;
+        case 13: f.template run<1, 3>(p, t); break;
+        case 12: f.template run<1, 2>(p, t); break;
+        default: f.template run<1, 1>(p, t); break;
+      }
     }
   }
+}
+
+struct TileF32 {
+  const float* P; int64_t Kp, R; const float* X; int64_t ldx; float* Y; int64_t ldy;
+  template <int NP, int TB>
+  void run(int64_t p, int64_t t0) const noexcept {
+    __m512 acc[NP][TB];
+    for (int n = 0; n < NP; ++n)
+      for (int t = 0; t < TB; ++t) acc[n][t] = _mm512_setzero_ps();
+    const float* W = P + p * Kp * kPanel;
+    const float* x = X + t0 * ldx;
+    for (int64_t k = 0; k < Kp; ++k) {
+      __m512 w[NP];
+      for (int n = 0; n < NP; ++n) w[n] = _mm512_loadu_ps(W + (n * Kp + k) * kPanel);
+      for (int t = 0; t < TB; ++t) {
+        const __m512 xb = _mm512_set1_ps(x[t * ldx + k]);
+        for (int n = 0; n < NP; ++n) acc[n][t] = _mm512_fmadd_ps(w[n], xb, acc[n][t]);
+      }
+    }
+    for (int n = 0; n < NP; ++n)
+      for (int t = 0; t < TB; ++t) store16(Y + (t0 + t) * ldy, (p + n) * kPanel, R, acc[n][t]);
+  }
+};
+
+inline void gemm_f32(const float* P, int64_t Kp, int64_t p0, int64_t p1, int64_t R,
+                     const float* X, int64_t ldx, int64_t T, float* Y, int64_t ldy) noexcept {
+  tiles(p0, p1, T, TileF32{P, Kp, R, X, ldx, Y, ldy});
 }
 
 inline void wkv_step(float* S, const float* r, const float* w, const float* k, const float* v,
@@ -175,13 +208,13 @@ inline void wkv_step(float* S, const float* r, const float* w, const float* k, c
     wkv_step_portable(S, r, w, k, v, kk, kka, N, out);
     return;
   }
-  __m512 W4[4], KK[4], KA[4], Kx[4], R[4];
+  __m512 W4[4], KK[4], KA[4], Kx[4], Rr[4];
   for (int q = 0; q < 4; ++q) {
     W4[q] = _mm512_loadu_ps(w + 16 * q);
     KK[q] = _mm512_loadu_ps(kk + 16 * q);
     KA[q] = _mm512_loadu_ps(kka + 16 * q);
     Kx[q] = _mm512_loadu_ps(k + 16 * q);
-    R[q] = _mm512_loadu_ps(r + 16 * q);
+    Rr[q] = _mm512_loadu_ps(r + 16 * q);
   }
   for (int64_t i = 0; i < 64; ++i) {
     float* s = S + i * 64;
@@ -199,150 +232,112 @@ inline void wkv_step(float* S, const float* r, const float* w, const float* k, c
       nv = _mm512_fmadd_ps(nsk, KA[q], nv);
       nv = _mm512_fmadd_ps(vi, Kx[q], nv);
       _mm512_storeu_ps(s + 16 * q, nv);
-      o = _mm512_fmadd_ps(nv, R[q], o);
+      o = _mm512_fmadd_ps(nv, Rr[q], o);
     }
     out[i] = hsum(o);
   }
 }
 
 #if defined(__AVX512BF16__)
-template <int OB, int TB>
-inline void tile_bf16(const uint16_t* W, int64_t K, const uint16_t* Xh, const uint16_t* Xl,
-                      int64_t ldx, float* Y, int64_t ldy) noexcept {
-  // Few tokens: separate accumulators for the hi and lo halves, so the two dot
-  // products per step do not wait on each other (decode is latency-bound otherwise).
-  constexpr bool kSplit = TB <= 2;
-  constexpr int kAcc2 = kSplit ? TB : 1;
-  __m512 acc[OB][TB], acc2[OB][kAcc2];
-  for (int o = 0; o < OB; ++o) {
-    for (int t = 0; t < TB; ++t) acc[o][t] = _mm512_setzero_ps();
-    for (int t = 0; t < kAcc2; ++t) acc2[o][t] = _mm512_setzero_ps();
-  }
-  for (int64_t k = 0; k < K; k += 32) {
-    const __mmask32 m = K - k >= 32 ? ~__mmask32(0) : static_cast<__mmask32>((1ull << (K - k)) - 1);
-    __m512bh xh[TB], xl[TB];
-    for (int t = 0; t < TB; ++t) {
-      xh[t] = (__m512bh)_mm512_maskz_loadu_epi16(m, Xh + t * ldx + k);
-      xl[t] = (__m512bh)_mm512_maskz_loadu_epi16(m, Xl + t * ldx + k);
+struct TileBf16 {
+  const uint16_t* P; int64_t Kp, R; const uint16_t *Xh, *Xl; float* Y; int64_t ldy;
+  template <int NP, int TB>
+  void run(int64_t p, int64_t t0) const noexcept {
+    // Decode: separate hi/lo accumulators so the two products do not queue on one
+    // register; prefill has enough independent tiles without.
+    constexpr bool kSplit = TB == 1;
+    constexpr int kT2 = kSplit ? TB : 1;
+    __m512 acc[NP][TB], acc2[NP][kT2];
+    for (int n = 0; n < NP; ++n) {
+      for (int t = 0; t < TB; ++t) acc[n][t] = _mm512_setzero_ps();
+      for (int t = 0; t < kT2; ++t) acc2[n][t] = _mm512_setzero_ps();
     }
-    for (int o = 0; o < OB; ++o) {
-      const __m512bh w = (__m512bh)_mm512_maskz_loadu_epi16(m, W + o * K + k);
+    const uint16_t* W = P + p * Kp * kPanel;
+    for (int64_t k = 0; k < Kp; k += 2) {
+      __m512bh w[NP];
+      for (int n = 0; n < NP; ++n)
+        w[n] = (__m512bh)_mm512_loadu_si512(W + (n * Kp + k) * kPanel);
       for (int t = 0; t < TB; ++t) {
-        acc[o][t] = _mm512_dpbf16_ps(acc[o][t], w, xh[t]);
-        if constexpr (kSplit) {
-          acc2[o][t] = _mm512_dpbf16_ps(acc2[o][t], w, xl[t]);
-        } else {
-          acc[o][t] = _mm512_dpbf16_ps(acc[o][t], w, xl[t]);
+        const __m512bh xh = (__m512bh)_mm512_set1_epi32(static_cast<int>(load_u32(Xh + (t0 + t) * Kp + k)));
+        const __m512bh xl = (__m512bh)_mm512_set1_epi32(static_cast<int>(load_u32(Xl + (t0 + t) * Kp + k)));
+        for (int n = 0; n < NP; ++n) {
+          acc[n][t] = _mm512_dpbf16_ps(acc[n][t], w[n], xh);
+          if constexpr (kSplit) {
+            acc2[n][t] = _mm512_dpbf16_ps(acc2[n][t], w[n], xl);
+          } else {
+            acc[n][t] = _mm512_dpbf16_ps(acc[n][t], w[n], xl);
+          }
         }
       }
     }
+    for (int n = 0; n < NP; ++n)
+      for (int t = 0; t < TB; ++t) {
+        if constexpr (kSplit) acc[n][t] = _mm512_add_ps(acc[n][t], acc2[n][t]);
+        store16(Y + (t0 + t) * ldy, (p + n) * kPanel, R, acc[n][t]);
+      }
   }
-  for (int o = 0; o < OB; ++o)
-    for (int t = 0; t < TB; ++t) {
-      if constexpr (kSplit) acc[o][t] = _mm512_add_ps(acc[o][t], acc2[o][t]);
-      Y[t * ldy + o] = hsum(acc[o][t]);
-    }
-}
+};
 
-template <int TB>
-inline void rows_bf16(const uint16_t* W, int64_t K, int64_t r0, int64_t r1, const uint16_t* Xh,
-                      const uint16_t* Xl, int64_t ldx, float* Y, int64_t ldy) noexcept {
-  int64_t o = r0;
-  for (; o + 4 <= r1; o += 4) tile_bf16<4, TB>(W + o * K, K, Xh, Xl, ldx, Y + o, ldy);
-  for (; o < r1; ++o) tile_bf16<1, TB>(W + o * K, K, Xh, Xl, ldx, Y + o, ldy);
-}
-
-inline void gemm_bf16_dp(const uint16_t* W, int64_t K, int64_t r0, int64_t r1, const float*,
-                         const uint16_t* Xh, const uint16_t* Xl, int64_t ldx, int64_t T,
-                         float* Y, int64_t ldy) noexcept {
-  const int64_t rb = T <= 4 ? (r1 - r0) : 8;
-  for (int64_t b0 = r0; b0 < r1; b0 += rb) {
-    const int64_t b1 = b0 + rb < r1 ? b0 + rb : r1;
-    int64_t t = 0;
-    for (; t + 4 <= T; t += 4)
-      rows_bf16<4>(W, K, b0, b1, Xh + t * ldx, Xl + t * ldx, ldx, Y + t * ldy, ldy);
-    switch (T - t) {
-      case 3: rows_bf16<3>(W, K, b0, b1, Xh + t * ldx, Xl + t * ldx, ldx, Y + t * ldy, ldy); break;
-      case 2: rows_bf16<2>(W, K, b0, b1, Xh + t * ldx, Xl + t * ldx, ldx, Y + t * ldy, ldy); break;
-      case 1: rows_bf16<1>(W, K, b0, b1, Xh + t * ldx, Xl + t * ldx, ldx, Y + t * ldy, ldy); break;
-      default: break;
-    }
-  }
+inline void gemm_bf16_dp(const uint16_t* P, int64_t Kp, int64_t p0, int64_t p1, int64_t R,
+                         const uint16_t* Xh, const uint16_t* Xl, int64_t T, float* Y,
+                         int64_t ldy) noexcept {
+  tiles(p0, p1, T, TileBf16{P, Kp, R, Xh, Xl, Y, ldy});
 }
 #define SUTRA_RWKV_BF16_DP &gemm_bf16_dp
 #endif  // __AVX512BF16__
 
 #if defined(__AVX512VNNI__)
-// One 64-byte block per dpbusd; the zero-point correction enters the integer
-// sum through lane 0, so the block sum is exact before its float scaling.
-template <int OB, int TB>
-inline void tile_i8(const int8_t* W, const float* ws, const int32_t* rs, int64_t K, int64_t nb,
-                    const uint8_t* U, int64_t ldu, const float* xs, const int32_t* xz, float* Y,
-                    int64_t ldy) noexcept {
-  __m512 acc[OB][TB];
-  for (int o = 0; o < OB; ++o)
-    for (int t = 0; t < TB; ++t) acc[o][t] = _mm512_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b) {
-    const int64_t k = b * 64;
-    const __mmask64 m = K - k >= 64 ? ~__mmask64(0) : static_cast<__mmask64>((1ull << (K - k)) - 1);
-    __m512i u[TB];
-    float sx[TB];
-    for (int t = 0; t < TB; ++t) {
-      u[t] = _mm512_maskz_loadu_epi8(m, U + t * ldu + k);
-      sx[t] = xs[t * nb + b];
-    }
-    for (int o = 0; o < OB; ++o) {
-      const __m512i w = _mm512_maskz_loadu_epi8(m, W + o * K + k);
-      const float sw = ws[o * nb + b];
-      const int32_t r = rs[o * nb + b];
-      for (int t = 0; t < TB; ++t) {
-        const __m512i d = _mm512_dpbusd_epi32(_mm512_maskz_set1_epi32(1, -xz[t] * r), u[t], w);
-        acc[o][t] = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, d), _mm512_set1_ps(sw * sx[t]), acc[o][t]);
+struct TileI8 {
+  const int8_t* P; const float* S; const int32_t* RS; int64_t Kp, R; const uint8_t* U;
+  const float* xs; const int32_t* xz; float* Y; int64_t ldy;
+  template <int NP, int TB>
+  void run(int64_t p, int64_t t0) const noexcept {
+    const int64_t nb = Kp / kQBlock;
+    __m512 acc[NP][TB];
+    for (int n = 0; n < NP; ++n)
+      for (int t = 0; t < TB; ++t) acc[n][t] = _mm512_setzero_ps();
+    const int8_t* W = P + p * Kp * kPanel;
+    for (int64_t b = 0; b < nb; ++b) {
+      __m512i iacc[NP][TB];
+      for (int n = 0; n < NP; ++n)
+        for (int t = 0; t < TB; ++t) iacc[n][t] = _mm512_setzero_si512();
+      for (int64_t k = b * kQBlock; k < (b + 1) * kQBlock; k += 4) {
+        __m512i w[NP];
+        for (int n = 0; n < NP; ++n) w[n] = _mm512_loadu_si512(W + (n * Kp + k) * kPanel);
+        for (int t = 0; t < TB; ++t) {
+          const __m512i u = _mm512_set1_epi32(static_cast<int>(load_u32(U + (t0 + t) * Kp + k)));
+          for (int n = 0; n < NP; ++n) iacc[n][t] = _mm512_dpbusd_epi32(iacc[n][t], u, w[n]);
+        }
+      }
+      for (int n = 0; n < NP; ++n) {
+        const int64_t off = ((p + n) * nb + b) * kPanel;
+        const __m512 s = _mm512_loadu_ps(S + off);
+        const __m512i rs = _mm512_maskz_slli_epi32(0xFFFF, _mm512_loadu_si512(RS + off), 7);  // 128 * rowsum
+        for (int t = 0; t < TB; ++t) {
+          const __m512i d = xz[t0 + t] ? _mm512_sub_epi32(iacc[n][t], rs) : iacc[n][t];
+          const __m512 sc = _mm512_mul_ps(s, _mm512_set1_ps(xs[(t0 + t) * nb + b]));
+          acc[n][t] = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, d), sc, acc[n][t]);
+        }
       }
     }
+    for (int n = 0; n < NP; ++n)
+      for (int t = 0; t < TB; ++t) store16(Y + (t0 + t) * ldy, (p + n) * kPanel, R, acc[n][t]);
   }
-  for (int o = 0; o < OB; ++o)
-    for (int t = 0; t < TB; ++t) Y[t * ldy + o] = hsum(acc[o][t]);
-}
+};
 
-template <int TB>
-inline void rows_i8(const int8_t* W, const float* ws, const int32_t* rs, int64_t K, int64_t r0,
-                    int64_t r1, const uint8_t* U, int64_t ldu, const float* xs, const int32_t* xz,
-                    float* Y, int64_t ldy) noexcept {
-  const int64_t nb = (K + 63) / 64;
-  int64_t o = r0;
-  for (; o + 4 <= r1; o += 4)
-    tile_i8<4, TB>(W + o * K, ws + o * nb, rs + o * nb, K, nb, U, ldu, xs, xz, Y + o, ldy);
-  for (; o < r1; ++o)
-    tile_i8<1, TB>(W + o * K, ws + o * nb, rs + o * nb, K, nb, U, ldu, xs, xz, Y + o, ldy);
-}
-
-inline void gemm_i8_vnni(const int8_t* W, const float* ws, const int32_t* rs, int64_t K,
-                         int64_t r0, int64_t r1, const uint8_t* U, int64_t ldu, const float* xs,
+inline void gemm_i8_vnni(const int8_t* P, const float* S, const int32_t* RS, int64_t Kp,
+                         int64_t p0, int64_t p1, int64_t R, const uint8_t* U, const float* xs,
                          const int32_t* xz, int64_t T, float* Y, int64_t ldy) noexcept {
-  static_assert(kQBlock == 64, "the VNNI kernel handles one 64-byte block per step");
-  const int64_t nb = (K + 63) / 64;
-  const int64_t rb = T <= 4 ? (r1 - r0) : 16;
-  for (int64_t b0 = r0; b0 < r1; b0 += rb) {
-    const int64_t b1 = b0 + rb < r1 ? b0 + rb : r1;
-    int64_t t = 0;
-    for (; t + 4 <= T; t += 4)
-      rows_i8<4>(W, ws, rs, K, b0, b1, U + t * ldu, ldu, xs + t * nb, xz + t, Y + t * ldy, ldy);
-    switch (T - t) {
-      case 3: rows_i8<3>(W, ws, rs, K, b0, b1, U + t * ldu, ldu, xs + t * nb, xz + t, Y + t * ldy, ldy); break;
-      case 2: rows_i8<2>(W, ws, rs, K, b0, b1, U + t * ldu, ldu, xs + t * nb, xz + t, Y + t * ldy, ldy); break;
-      case 1: rows_i8<1>(W, ws, rs, K, b0, b1, U + t * ldu, ldu, xs + t * nb, xz + t, Y + t * ldy, ldy); break;
-      default: break;
-    }
-  }
+  static_assert(kQBlock % 4 == 0, "VNNI groups 4 inputs");
+  tiles(p0, p1, T, TileI8{P, S, RS, Kp, R, U, xs, xz, Y, ldy});
 }
 #define SUTRA_RWKV_I8_VNNI &gemm_i8_vnni
 #endif  // __AVX512VNNI__
 
 #else  // no AVX-512 in this translation unit
-inline void gemm_f32(const float* W, int64_t K, int64_t r0, int64_t r1, const float* X,
-                     int64_t ldx, int64_t T, float* Y, int64_t ldy) noexcept {
-  gemm_f32_portable(W, K, r0, r1, X, ldx, T, Y, ldy);
+inline void gemm_f32(const float* P, int64_t Kp, int64_t p0, int64_t p1, int64_t R,
+                     const float* X, int64_t ldx, int64_t T, float* Y, int64_t ldy) noexcept {
+  gemm_f32_portable(P, Kp, p0, p1, R, X, ldx, T, Y, ldy);
 }
 inline void wkv_step(float* S, const float* r, const float* w, const float* k, const float* v,
                      const float* kk, const float* kka, int64_t N, float* out) noexcept {

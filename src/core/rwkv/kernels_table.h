@@ -1,9 +1,13 @@
 // The per-ISA kernel table behind the RWKV forward: matrix products at three
 // weight precisions and one step of the wkv recurrence.
 //
-// Matrices are stored row-major in nn.Linear layout (out x in): every output is
-// the dot product of one contiguous weight row with one activation row, which
-// is the streaming layout a memory-bound GEMV wants.
+// Weights are packed in panels of kPanel = 16 output rows. Inside a panel the
+// weights are interleaved along the input dimension so that one 64-byte vector
+// holds all 16 outputs for 1 (fp32), 2 (bf16) or 4 (int8) consecutive inputs:
+//   fp32  P[p][k][16]        bf16  P[p][k/2][16][2]        int8  P[p][k/4][16][4]
+// A product is then "vector of 16 outputs += weights x broadcast activation":
+// decode streams the panels linearly (memory-bound GEMV, no horizontal sums) and
+// prefill reuses each weight vector for several tokens held in registers.
 #pragma once
 #include <cstdint>
 
@@ -11,22 +15,25 @@
 
 namespace sutra::rwkv {
 
-// Y[t*ldy + o] = sum_k W[o*K + k] * X[t*ldx + k],  o in [r0, r1), t in [0, T).
-using GemmF32 = void (*)(const float* W, int64_t K, int64_t r0, int64_t r1, const float* X,
-                         int64_t ldx, int64_t T, float* Y, int64_t ldy) noexcept;
-// W holds bf16 bit patterns. X is given as fp32 and as a bf16 hi/lo split
-// (X ~= hi + lo, both rows of length K, stride ldx): AVX512-BF16 uses two bf16
-// dot products (near-fp32 accuracy), other levels widen W and use X directly.
-using GemmBf16 = void (*)(const uint16_t* W, int64_t K, int64_t r0, int64_t r1, const float* X,
-                          const uint16_t* Xhi, const uint16_t* Xlo, int64_t ldx, int64_t T,
-                          float* Y, int64_t ldy) noexcept;
-// int8 in blocks of kQBlock along K: weights W[o,k] ~= ws[o,b] * q, activations
-// x[t,k] ~= xs[t,b] * (U[t,k] - xz[t]) with U u8 and xz in {0, 128}; rs[o,b] =
-// sum of q over block b. Integer block sums are exact on every ISA:
-// Y[t,o] = sum_b ws[o,b] xs[t,b] (sum_{k in b} q U - xz[t] rs[o,b]).
-constexpr int64_t kQBlock = 64;
-using GemmI8 = void (*)(const int8_t* W, const float* ws, const int32_t* rs, int64_t K,
-                        int64_t r0, int64_t r1, const uint8_t* U, int64_t ldu, const float* xs,
+constexpr int64_t kPanel = 16;   // output rows per panel
+constexpr int64_t kQBlock = 64;  // int8: inputs sharing one weight scale / activation scale
+
+// Y[t*ldy + o] = sum_k W[o,k] X[t*ldx + k] for the rows of panels [p0, p1) that
+// are < R (the true row count), t < T. Kp = padded input length (panel stride).
+using GemmF32 = void (*)(const float* P, int64_t Kp, int64_t p0, int64_t p1, int64_t R,
+                         const float* X, int64_t ldx, int64_t T, float* Y, int64_t ldy) noexcept;
+// bf16 weights (Kp even). X comes as a bf16 hi/lo split (X ~= hi + lo to ~2^-16,
+// stride Kp, zero-padded): AVX512-BF16 uses two bf16 dot products per pair,
+// other levels widen both to fp32.
+using GemmBf16 = void (*)(const uint16_t* P, int64_t Kp, int64_t p0, int64_t p1, int64_t R,
+                          const uint16_t* Xh, const uint16_t* Xl, int64_t T, float* Y,
+                          int64_t ldy) noexcept;
+// int8 (Kp a multiple of kQBlock): W[o,k] ~= S[p][b][o%16] q, activations
+// x[t,k] ~= xs[t*nb + b] (U[t*Kp + k] - xz[t]) with U u8, xz in {0, 128};
+// RS[p][b][o%16] = sum of q over block b. Integer block sums are exact on every ISA:
+// Y[t,o] = sum_b S xs (sum_{k in b} q U - xz RS).
+using GemmI8 = void (*)(const int8_t* P, const float* S, const int32_t* RS, int64_t Kp,
+                        int64_t p0, int64_t p1, int64_t R, const uint8_t* U, const float* xs,
                         const int32_t* xz, int64_t T, float* Y, int64_t ldy) noexcept;
 // One token of the wkv recurrence for one head (N x N state, row = value dim):
 // S <- S diag(w) - (S kk)(kka)^T + v k^T (old S in every term); out = S r.
@@ -36,10 +43,10 @@ using WkvStep = void (*)(float* S, const float* r, const float* w, const float* 
 
 struct KernelTable {
   GemmF32 gemm_f32;
-  GemmBf16 gemm_bf16;       // widening, correct at this level on any CPU
-  GemmBf16 gemm_bf16_dp;    // AVX512-BF16 dot products, or nullptr (needs the CPU flag)
-  GemmI8 gemm_i8;           // portable integer dot products
-  GemmI8 gemm_i8_vnni;      // AVX512-VNNI, or nullptr (needs the CPU flag); same result
+  GemmBf16 gemm_bf16;     // widening, correct at this level on any CPU
+  GemmBf16 gemm_bf16_dp;  // AVX512-BF16 dot products, or nullptr (needs the CPU flag)
+  GemmI8 gemm_i8;         // portable integer dot products
+  GemmI8 gemm_i8_vnni;    // AVX512-VNNI, or nullptr (needs the CPU flag); same result
   WkvStep wkv_step;
 };
 

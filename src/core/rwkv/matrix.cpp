@@ -91,50 +91,53 @@ Matrix::Matrix(const TensorView& src, Precision p, bool transposed) : prec_(p) {
   if (src.shape.size() != 2) throw std::invalid_argument("weight matrix must be 2-D");
   rows_ = transposed ? src.shape[1] : src.shape[0];
   cols_ = transposed ? src.shape[0] : src.shape[1];
-  const int64_t R = rows_, C = cols_;
-  const int64_t nb = (C + kQBlock - 1) / kQBlock;
+  const int64_t R = rows_, K = cols_;
+  panels_ = (R + kPanel - 1) / kPanel;
+  const int64_t group = p == Precision::f32 ? 1 : p == Precision::bf16 ? 2 : kQBlock;
+  kp_ = (K + group - 1) / group * group;
+  const int64_t Kp = kp_, nb = Kp / kQBlock;
+  const auto n = static_cast<std::size_t>(panels_ * kPanel * Kp);
   if (p == Precision::f32) {
-    f32_.resize(static_cast<std::size_t>(R * C));
+    f32_.resize(n);
   } else if (p == Precision::bf16) {
-    bf16_.resize(static_cast<std::size_t>(R * C));
+    bf16_.resize(n);
   } else {
-    i8_.resize(static_cast<std::size_t>(R * C));
-    scale_.resize(static_cast<std::size_t>(R * nb));
-    rowsum_.resize(static_cast<std::size_t>(R * nb));
+    i8_.resize(n);
+    scale_.resize(static_cast<std::size_t>(panels_ * nb * kPanel));
+    rowsum_.resize(scale_.size());
   }
   // Conversion runs over the pool: it is most of the load time.
-  parallel_rows(R, 16, static_cast<double>(C) * 4, 0, [&](int64_t r0, int64_t r1) {
-    std::vector<float> row(static_cast<std::size_t>(C));
-    for (int64_t r = r0; r < r1; ++r) {
-      if (p == Precision::f32) {
-        load_row(src, transposed, R, C, r, f32_.data() + r * C);
-        continue;
-      }
-      if (p == Precision::bf16) {
-        if (src.bf16 && !transposed) {  // exact copy of the checkpoint's bits
-          std::memcpy(bf16_.data() + r * C, static_cast<const uint16_t*>(src.data) + r * C,
-                      static_cast<std::size_t>(C) * 2);
+  parallel_rows(panels_, 1, static_cast<double>(kPanel * K) * 4, 0, [&](int64_t p0, int64_t p1) {
+    std::vector<float> row(static_cast<std::size_t>(Kp));
+    for (int64_t pn = p0; pn < p1; ++pn) {
+      for (int64_t l = 0; l < kPanel; ++l) {
+        const int64_t r = pn * kPanel + l;
+        std::fill(row.begin(), row.end(), 0.0f);  // padding rows/columns are zero
+        if (r < R) load_row(src, transposed, R, K, r, row.data());
+        if (p == Precision::f32) {
+          float* P = f32_.data() + pn * Kp * kPanel;
+          for (int64_t k = 0; k < Kp; ++k) P[k * kPanel + l] = row[k];
+        } else if (p == Precision::bf16) {
+          // bf16 -> float -> bf16 is exact, so a bf16 checkpoint keeps its bits.
+          uint16_t* P = bf16_.data() + pn * Kp * kPanel;
+          for (int64_t k = 0; k < Kp; ++k) P[(k / 2) * 2 * kPanel + 2 * l + (k & 1)] = f32_to_bf16(row[k]);
         } else {
-          load_row(src, transposed, R, C, r, row.data());
-          for (int64_t c = 0; c < C; ++c) bf16_[r * C + c] = f32_to_bf16(row[c]);
+          int8_t* P = i8_.data() + pn * Kp * kPanel;
+          for (int64_t b = 0; b < nb; ++b) {
+            const int64_t c0 = b * kQBlock, c1 = c0 + kQBlock;
+            float amax = 0.0f;
+            for (int64_t c = c0; c < c1; ++c) amax = std::max(amax, std::fabs(row[c]));
+            const float s = amax > 0.0f ? amax / 127.0f : 1.0f;
+            int32_t sum = 0;
+            for (int64_t c = c0; c < c1; ++c) {
+              const float q = std::min(127.0f, std::max(-127.0f, std::nearbyint(row[c] / s)));
+              P[(c / 4) * 4 * kPanel + 4 * l + (c & 3)] = static_cast<int8_t>(q);
+              sum += static_cast<int32_t>(q);
+            }
+            scale_[(pn * nb + b) * kPanel + l] = s;
+            rowsum_[(pn * nb + b) * kPanel + l] = sum;
+          }
         }
-        continue;
-      }
-      // Symmetric int8 with one scale per block of kQBlock weights of a row.
-      load_row(src, transposed, R, C, r, row.data());
-      for (int64_t b = 0; b < nb; ++b) {
-        const int64_t c0 = b * kQBlock, c1 = std::min(C, c0 + kQBlock);
-        float amax = 0.0f;
-        for (int64_t c = c0; c < c1; ++c) amax = std::max(amax, std::fabs(row[c]));
-        const float s = amax > 0.0f ? amax / 127.0f : 1.0f;
-        int32_t sum = 0;
-        for (int64_t c = c0; c < c1; ++c) {
-          const float q = std::min(127.0f, std::max(-127.0f, std::nearbyint(row[c] / s)));
-          i8_[r * C + c] = static_cast<int8_t>(q);
-          sum += static_cast<int32_t>(q);
-        }
-        scale_[r * nb + b] = s;
-        rowsum_[r * nb + b] = sum;
       }
     }
   });
@@ -144,43 +147,34 @@ std::size_t Matrix::bytes() const noexcept {
   return f32_.size() * 4 + bf16_.size() * 2 + i8_.size() + scale_.size() * 4 + rowsum_.size() * 4;
 }
 
-void Matrix::row(int64_t i, float* out) const noexcept {
-  if (prec_ == Precision::f32) {
-    std::memcpy(out, f32_.data() + i * cols_, static_cast<std::size_t>(cols_) * 4);
-  } else if (prec_ == Precision::bf16) {
-    for (int64_t c = 0; c < cols_; ++c) out[c] = bf16_to_f32(bf16_[i * cols_ + c]);
-  } else {
-    const int64_t nb = (cols_ + kQBlock - 1) / kQBlock;
-    for (int64_t c = 0; c < cols_; ++c)
-      out[c] = scale_[i * nb + c / kQBlock] * static_cast<float>(i8_[i * cols_ + c]);
-  }
-}
-
 void Matrix::matmul(const float* X, int64_t T, float* Y, int threads) const {
-  const int64_t K = cols_;
-  const double cost = static_cast<double>(K * T);
+  const int64_t K = cols_, Kp = kp_, R = rows_;
+  const double cost = static_cast<double>(kPanel * K * T);
   if (prec_ == Precision::f32) {
     const GemmF32 fn = table().gemm_f32;
-    parallel_rows(rows_, 4, cost, threads, [&](int64_t r0, int64_t r1) {
-      fn(f32_.data(), K, r0, r1, X, K, T, Y, rows_);
+    parallel_rows(panels_, 1, cost, threads, [&](int64_t p0, int64_t p1) {
+      fn(f32_.data(), Kp, p0, p1, R, X, K, T, Y, R);
     });
   } else if (prec_ == Precision::bf16) {
     // X ~= hi + lo in bf16: two bf16 dot products keep ~16 bits of the activation.
-    std::vector<uint16_t> hi(static_cast<std::size_t>(T * K)), lo(hi.size());
-    for (std::size_t i = 0; i < hi.size(); ++i) {
-      hi[i] = f32_to_bf16(X[i]);
-      lo[i] = f32_to_bf16(X[i] - bf16_to_f32(hi[i]));
-    }
+    std::vector<uint16_t> hi(static_cast<std::size_t>(T * Kp), 0), lo(hi.size(), 0);
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t k = 0; k < K; ++k) {
+        const float x = X[t * K + k];
+        const uint16_t h = f32_to_bf16(x);
+        hi[t * Kp + k] = h;
+        lo[t * Kp + k] = f32_to_bf16(x - bf16_to_f32(h));
+      }
     const GemmBf16 fn = pick_bf16();
-    parallel_rows(rows_, 4, cost, threads, [&](int64_t r0, int64_t r1) {
-      fn(bf16_.data(), K, r0, r1, X, hi.data(), lo.data(), K, T, Y, rows_);
+    parallel_rows(panels_, 1, cost, threads, [&](int64_t p0, int64_t p1) {
+      fn(bf16_.data(), Kp, p0, p1, R, hi.data(), lo.data(), T, Y, R);
     });
   } else {
-    // Activations: u8 per token and block. Blocks of a token whose inputs are all
-    // >= 0 (the squared-ReLU output) use the full 0..255 range; others are
-    // symmetric around the zero point 128.
-    const int64_t nb = (K + kQBlock - 1) / kQBlock;
-    std::vector<uint8_t> U(static_cast<std::size_t>(T * K));
+    // Activations: u8 per token and block. A token whose inputs are all >= 0 (the
+    // squared-ReLU output) uses the full 0..255 range; others are symmetric
+    // around the zero point 128.
+    const int64_t nb = Kp / kQBlock;
+    std::vector<uint8_t> U(static_cast<std::size_t>(T * Kp), 0);
     std::vector<float> xs(static_cast<std::size_t>(T * nb));
     std::vector<int32_t> xz(T);
     for (int64_t t = 0; t < T; ++t) {
@@ -197,17 +191,43 @@ void Matrix::matmul(const float* X, int64_t T, float* Y, int threads) const {
         const float inv = 1.0f / s;
         for (int64_t k = k0; k < k1; ++k) {
           const float q = std::min(qmax, std::max(-qmax, std::nearbyint(x[k] * inv)));
-          U[t * K + k] = static_cast<uint8_t>(static_cast<int32_t>(q) + z);
+          U[t * Kp + k] = static_cast<uint8_t>(static_cast<int32_t>(q) + z);
         }
         xs[t * nb + b] = s;
       }
       xz[t] = z;
     }
     const GemmI8 fn = pick_i8();
-    parallel_rows(rows_, 4, cost, threads, [&](int64_t r0, int64_t r1) {
-      fn(i8_.data(), scale_.data(), rowsum_.data(), K, r0, r1, U.data(), K, xs.data(), xz.data(),
-         T, Y, rows_);
+    parallel_rows(panels_, 1, cost, threads, [&](int64_t p0, int64_t p1) {
+      fn(i8_.data(), scale_.data(), rowsum_.data(), Kp, p0, p1, R, U.data(), xs.data(), xz.data(),
+         T, Y, R);
     });
+  }
+}
+
+RowTable::RowTable(const TensorView& src, bool as_bf16) {
+  if (src.shape.size() != 2) throw std::invalid_argument("embedding must be 2-D");
+  rows_ = src.shape[0];
+  cols_ = src.shape[1];
+  const auto n = static_cast<std::size_t>(rows_ * cols_);
+  if (as_bf16) {
+    bf16_.resize(n);
+    if (src.bf16) {
+      std::memcpy(bf16_.data(), src.data, n * 2);
+    } else {
+      for (std::size_t i = 0; i < n; ++i) bf16_[i] = f32_to_bf16(src.at(static_cast<int64_t>(i)));
+    }
+  } else {
+    f32_.resize(n);
+    for (std::size_t i = 0; i < n; ++i) f32_[i] = src.at(static_cast<int64_t>(i));
+  }
+}
+
+void RowTable::row(int64_t i, float* out) const noexcept {
+  if (f32_.size() != 0) {
+    std::memcpy(out, f32_.data() + i * cols_, static_cast<std::size_t>(cols_) * 4);
+  } else {
+    for (int64_t c = 0; c < cols_; ++c) out[c] = bf16_to_f32(bf16_[i * cols_ + c]);
   }
 }
 

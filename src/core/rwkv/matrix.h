@@ -50,25 +50,24 @@ class Buffer {
   std::size_t n_ = 0;
 };
 
+// A weight matrix packed into panels of kPanel output rows (see kernels_table.h).
 class Matrix {
  public:
   Matrix() = default;
   // From a 2-D source (rows x cols), or its transpose when `transposed` (then the
-  // source is cols x rows). int8: symmetric per-row scales.
+  // source is cols x rows). int8: symmetric, one scale per kQBlock inputs of a row.
   Matrix(const TensorView& src, Precision p, bool transposed);
   int64_t rows() const noexcept { return rows_; }
   int64_t cols() const noexcept { return cols_; }
   Precision precision() const noexcept { return prec_; }
   std::size_t bytes() const noexcept;  // bytes read by one full pass
-  // Row i as float into out[cols] (embedding lookup).
-  void row(int64_t i, float* out) const noexcept;
 
   // Y[t, :] = W X[t, :] for t < T; X is T x cols (contiguous), Y is T x rows.
   // threads: 0 = the pool's size, 1 = on the caller only, n = at most n threads.
   void matmul(const float* X, int64_t T, float* Y, int threads) const;
 
  private:
-  int64_t rows_ = 0, cols_ = 0;
+  int64_t rows_ = 0, cols_ = 0, kp_ = 0, panels_ = 0;
   Precision prec_ = Precision::f32;
   Buffer<float> f32_;
   Buffer<uint16_t> bf16_;
@@ -77,5 +76,19 @@ class Matrix {
   Buffer<int32_t> rowsum_;
 };
 
+// Row-major rows for lookups (the embedding): fp32, or bf16 bit patterns.
+class RowTable {
+ public:
+  RowTable() = default;
+  RowTable(const TensorView& src, bool as_bf16);
+  int64_t rows() const noexcept { return rows_; }
+  std::size_t bytes() const noexcept { return f32_.size() * 4 + bf16_.size() * 2; }
+  void row(int64_t i, float* out) const noexcept;
+
+ private:
+  int64_t rows_ = 0, cols_ = 0;
+  Buffer<float> f32_;
+  Buffer<uint16_t> bf16_;
+};
 
 }  // namespace sutra::rwkv

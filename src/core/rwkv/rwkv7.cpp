@@ -124,8 +124,7 @@ Rwkv7Model::Rwkv7Model(const std::map<std::string, TensorView>& tensors, Precisi
 
   // Embedding: kept as stored (bf16 rows stay exact in the bf16/int8 modes); the
   // reference pre-normalises every row with ln0 at load, we do the same per lookup.
-  emb_ = Matrix(src.get("emb.weight", {c.vocab, C}),
-                precision == Precision::f32 ? Precision::f32 : Precision::bf16, false);
+  emb_ = RowTable(src.get("emb.weight", {c.vocab, C}), precision != Precision::f32);
   ln0_w_ = src.vec("blocks.0.ln0.weight", C);
   ln0_b_ = src.vec("blocks.0.ln0.bias", C);
   layers_.resize(c.n_layer);

@@ -53,7 +53,7 @@ class Rwkv7Model {
   Rwkv7Config cfg_;
   Precision prec_;
   int threads_;
-  Matrix emb_;  // raw rows; ln0 is applied at lookup
+  RowTable emb_;  // raw rows; ln0 is applied at lookup
   std::vector<float> ln0_w_, ln0_b_;
   std::vector<Rwkv7Layer> layers_;
   std::vector<float> ln_out_w_, ln_out_b_;

@@ -1,0 +1,206 @@
+"""RWKV-7 decode / prefill / load speed: sutra_fast (fp32, bf16, int8; 1 and 2
+threads) vs the `rwkv` package (cpu fp32 / bf16) vs the numpy twin.
+
+    # pytest-benchmark, 0.1B World shape (random weights made on the fly)
+    PYTHONPATH=python python -m pytest benchmarks/bench_rwkv.py
+    # quick functional run at a tiny shape
+    PYTHONPATH=python python -m pytest benchmarks/bench_rwkv.py --benchmark-disable
+    # markdown tables for BENCHMARKS.md (one fresh process per row, with peak RSS)
+    PYTHONPATH=python python benchmarks/bench_rwkv.py [--shape 0b1|0b4|mid|tiny]
+
+SUTRA_BENCH_RWKV_SHAPE=tiny|mid|0b1|0b4 picks the shape for the pytest run.
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("RWKV_V7_ON", "1")  # before any import of rwkv.model
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+import rwkv_checkpoints as rc  # noqa: E402
+
+SHAPES = {"tiny": rc.TINY, "mid": rc.MID, "0b1": rc.WORLD_0B1, "0b4": rc.WORLD_0B4}
+PREFILL = 512
+
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script:DeprecationWarning")
+
+
+def _shape_name(config) -> str:
+    name = os.environ.get("SUTRA_BENCH_RWKV_SHAPE")
+    if name:
+        return name
+    return "tiny" if config.getoption("benchmark_disable", False) else "0b1"
+
+
+@pytest.fixture(scope="module")
+def shape_and_path(request, tmp_path_factory):
+    name = _shape_name(request.config)
+    path = rc.make_checkpoint(tmp_path_factory.mktemp("bench_rwkv"), SHAPES[name], seed=0, fmt="pth")
+    return SHAPES[name], path
+
+
+def _tokens(vocab, n, seed=0):
+    return [int(t) for t in np.random.default_rng(seed).integers(0, vocab, n)]
+
+
+def _prefill_len(shape):
+    return PREFILL if shape.n_embd >= 512 else 64
+
+
+# ------------------------------------------------------------------ engines
+
+def _sutra(path, dtype, threads):
+    import sutra_fast as sf
+
+    sf.set_num_threads(threads)
+    gen = sf.Generator.load(path, dtype=dtype)
+    state = gen.new_state()
+    return (lambda toks: gen.forward(toks, state)), gen
+
+
+def _package(path, dtype, threads):
+    import torch
+    import warnings
+
+    torch.set_num_threads(threads)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "`torch.jit.script", DeprecationWarning)
+        from rwkv.model import RWKV
+
+    model = RWKV(model=str(path)[:-4], strategy=f"cpu {dtype}")
+    box = [None]
+
+    def step(toks):
+        out, box[0] = model.forward(list(toks), box[0])
+        return out
+
+    return step, model
+
+
+def _twin(path):
+    from sutra_fast.reference.rwkv7 import Rwkv7Reference
+    from sutra_fast.rwkv_loader import read_checkpoint, to_float32
+
+    ck = read_checkpoint(path)
+    ref = Rwkv7Reference({k: to_float32(t) for k, t in ck.tensors.items()})
+    st = ref.new_state()
+    return (lambda toks: ref.forward(toks, st)), ref
+
+
+CASES = [("sutra", "fp32", 1), ("sutra", "fp32", 2), ("sutra", "bf16", 1), ("sutra", "bf16", 2),
+         ("sutra", "int8", 1), ("sutra", "int8", 2), ("rwkv", "fp32", 1), ("rwkv", "bf16", 1),
+         ("twin", "fp32", 1)]
+
+
+def _make(engine, path, dtype, threads):
+    if engine == "sutra":
+        return _sutra(path, dtype, threads)[0]
+    if engine == "rwkv":
+        return _package(path, dtype, threads)[0]
+    return _twin(path)[0]
+
+
+@pytest.mark.parametrize("engine,dtype,threads", CASES, ids=[f"{e}-{d}-t{t}" for e, d, t in CASES])
+def test_decode(benchmark, shape_and_path, engine, dtype, threads):
+    shape, path = shape_and_path
+    step = _make(engine, path, dtype, threads)
+    toks = iter(_tokens(shape.vocab, 100000, seed=1))
+    step([next(toks)])  # warm-up (torch.jit, page faults)
+    benchmark.extra_info["unit"] = "one decoded token"
+    benchmark.pedantic(lambda: step([next(toks)]), rounds=20 if engine != "twin" else 3, iterations=1)
+
+
+@pytest.mark.parametrize("engine,dtype,threads", [c for c in CASES if c[0] != "twin"],
+                         ids=[f"{e}-{d}-t{t}" for e, d, t in CASES if e != "twin"])
+def test_prefill(benchmark, shape_and_path, engine, dtype, threads):
+    shape, path = shape_and_path
+    step = _make(engine, path, dtype, threads)
+    seq = _tokens(shape.vocab, _prefill_len(shape), seed=2)
+    step(seq[:8])
+    benchmark.extra_info["tokens"] = len(seq)
+    benchmark.pedantic(lambda: step(seq), rounds=2, iterations=1)
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "bf16", "int8"])
+def test_load(benchmark, shape_and_path, dtype):
+    import sutra_fast as sf
+
+    _, path = shape_and_path
+    benchmark.pedantic(lambda: sf.Generator.load(path, dtype=dtype), rounds=2, iterations=1)
+
+
+# ------------------------------------------------------------------ table mode
+
+def _measure(engine, path, dtype, threads, vocab, n_decode, n_prefill) -> dict:
+    """Runs in a fresh process so that peak RSS belongs to this configuration."""
+    t0 = time.perf_counter()
+    if engine == "sutra":
+        step, gen = _sutra(path, dtype, threads)
+        decode_bytes = gen.decode_bytes
+    else:
+        step, _ = _package(path, dtype, threads)
+        decode_bytes = None
+    load = time.perf_counter() - t0
+    toks = _tokens(vocab, n_decode + 1, seed=1)
+    step([toks[0]])
+    t0 = time.perf_counter()
+    for t in toks[1:]:
+        step([t])
+    dt = (time.perf_counter() - t0) / n_decode
+    seq = _tokens(vocab, n_prefill, seed=2)
+    step(seq[:8])
+    t0 = time.perf_counter()
+    step(seq)
+    pf = time.perf_counter() - t0
+    return {"load_s": load, "decode_tok_s": 1 / dt,
+            "decode_gb_s": decode_bytes / dt / 1e9 if decode_bytes else None,
+            "prefill_tok_s": n_prefill / pf,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def main(argv=None):
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shape", default="0b1", choices=list(SHAPES))
+    ap.add_argument("--decode", type=int, default=64)
+    ap.add_argument("--no-package", action="store_true", help="skip the rwkv package rows")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    shape = SHAPES[args.shape]
+    n_prefill = _prefill_len(shape)
+    if args.child:
+        engine, dtype, threads, path = json.loads(args.child)
+        print(json.dumps(_measure(engine, path, dtype, threads, shape.vocab, args.decode, n_prefill)))
+        return
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(rc.make_checkpoint(tmp, shape, seed=0, fmt="pth"))
+        cases = [c for c in CASES if c[0] != "twin" and not (args.no_package and c[0] == "rwkv")]
+        print(f"RWKV-7 {args.shape}: L={shape.n_layer} C={shape.n_embd} V={shape.vocab}; "
+              f"decode {args.decode} tokens, prefill {n_prefill} tokens\n")
+        print("| engine | weights | threads | decode tok/s | decode GB/s | prefill tok/s | load s | peak RSS MB |")
+        print("|---|---|---|---|---|---|---|---|")
+        for engine, dtype, threads in cases:
+            out = subprocess.run([sys.executable, __file__, "--shape", args.shape, "--decode", str(args.decode),
+                                  "--child", json.dumps([engine, dtype, threads, path])],
+                                 capture_output=True, text=True, check=True)
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            gbs = f"{r['decode_gb_s']:.1f}" if r["decode_gb_s"] else "–"
+            name = "sutra_fast" if engine == "sutra" else "rwkv 0.8.32"
+            print(f"| {name} | {dtype} | {threads} | {r['decode_tok_s']:.1f} | {gbs} | "
+                  f"{r['prefill_tok_s']:.0f} | {r['load_s']:.2f} | {r['peak_rss_mb']:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
