@@ -164,7 +164,20 @@ def _measure(engine, path, dtype, threads, vocab, n_decode, n_prefill) -> dict:
     return {"load_s": load, "decode_tok_s": 1 / dt,
             "decode_gb_s": decode_bytes / dt / 1e9 if decode_bytes else None,
             "prefill_tok_s": n_prefill / pf,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_rss_mb": _peak_rss_mb()}
+
+
+def _peak_rss_mb() -> float:
+    # VmHWM belongs to this process image (ru_maxrss would carry the parent's peak
+    # across fork + exec).
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main(argv=None):
