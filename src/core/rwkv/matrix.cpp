@@ -157,7 +157,10 @@ void Matrix::matmul(const float* X, int64_t T, float* Y, int threads) const {
     });
   } else if (prec_ == Precision::bf16) {
     // X ~= hi + lo in bf16: two bf16 dot products keep ~16 bits of the activation.
-    std::vector<uint16_t> hi(static_cast<std::size_t>(T * Kp), 0), lo(hi.size(), 0);
+    // Scratch reused per calling thread (no page faults per call in prefill).
+    thread_local std::vector<uint16_t> hi, lo;
+    hi.assign(static_cast<std::size_t>(T * Kp), 0);
+    lo.assign(hi.size(), 0);
     for (int64_t t = 0; t < T; ++t)
       for (int64_t k = 0; k < K; ++k) {
         const float x = X[t * K + k];
@@ -166,17 +169,22 @@ void Matrix::matmul(const float* X, int64_t T, float* Y, int threads) const {
         lo[t * Kp + k] = f32_to_bf16(x - bf16_to_f32(h));
       }
     const GemmBf16 fn = pick_bf16();
+    // Pointers, not the thread_local names: workers must read the caller's buffers.
+    const uint16_t *hp = hi.data(), *lp = lo.data();
     parallel_rows(panels_, 1, cost, threads, [&](int64_t p0, int64_t p1) {
-      fn(bf16_.data(), Kp, p0, p1, R, hi.data(), lo.data(), T, Y, R);
+      fn(bf16_.data(), Kp, p0, p1, R, hp, lp, T, Y, R);
     });
   } else {
     // Activations: u8 per token and block. A token whose inputs are all >= 0 (the
     // squared-ReLU output) uses the full 0..255 range; others are symmetric
     // around the zero point 128.
     const int64_t nb = Kp / kQBlock;
-    std::vector<uint8_t> U(static_cast<std::size_t>(T * Kp), 0);
-    std::vector<float> xs(static_cast<std::size_t>(T * nb));
-    std::vector<int32_t> xz(T);
+    thread_local std::vector<uint8_t> U;
+    thread_local std::vector<float> xs;
+    thread_local std::vector<int32_t> xz;
+    U.assign(static_cast<std::size_t>(T * Kp), 0);
+    xs.assign(static_cast<std::size_t>(T * nb), 0.0f);
+    xz.assign(static_cast<std::size_t>(T), 0);
     for (int64_t t = 0; t < T; ++t) {
       const float* x = X + t * K;
       float lo = 0.0f;
@@ -198,9 +206,12 @@ void Matrix::matmul(const float* X, int64_t T, float* Y, int threads) const {
       xz[t] = z;
     }
     const GemmI8 fn = pick_i8();
+    // Pointers, not the thread_local names: workers must read the caller's buffers.
+    const uint8_t* up = U.data();
+    const float* sp = xs.data();
+    const int32_t* zp = xz.data();
     parallel_rows(panels_, 1, cost, threads, [&](int64_t p0, int64_t p1) {
-      fn(i8_.data(), scale_.data(), rowsum_.data(), Kp, p0, p1, R, U.data(), xs.data(), xz.data(),
-         T, Y, R);
+      fn(i8_.data(), scale_.data(), rowsum_.data(), Kp, p0, p1, R, up, sp, zp, T, Y, R);
     });
   }
 }

@@ -203,21 +203,25 @@ void Rwkv7Model::forward(const int64_t* tokens, int64_t n, float* att_x_prev, fl
                                   std::to_string(cfg_.vocab) + ")");
   const int64_t C = cfg_.n_embd;
   std::vector<float> x_last(C), xn(C);
+  // One arena per call (sized for the first chunk, the largest) keeps the model
+  // const and safe to share between threads.
+  const int64_t T = std::min(kChunk, n);
+  const int64_t D = std::max({cfg_.d_w, cfg_.d_a, cfg_.d_v, cfg_.d_g, int64_t{1}});
+  std::vector<float> arena(static_cast<std::size_t>(20 * T * C + T * D + T * cfg_.ffn));
   for (int64_t t0 = 0; t0 < n; t0 += kChunk)
     forward_chunk(tokens + t0, std::min(kChunk, n - t0), att_x_prev, att_kv, ffn_x_prev,
-                  x_last.data());
+                  arena.data(), x_last.data());
   layer_norm(x_last.data(), ln_out_w_.data(), ln_out_b_.data(), C, 1e-5f, xn.data());
   head_.matmul(xn.data(), 1, logits, threads_);
 }
 
 void Rwkv7Model::forward_chunk(const int64_t* tokens, int64_t T, float* att_x_prev,
-                               float* att_kv, float* ffn_x_prev, float* x_last) const {
+                               float* att_kv, float* ffn_x_prev, float* arena,
+                               float* x_last) const {
   const int64_t C = cfg_.n_embd, H = cfg_.n_head, N = cfg_.head_size;
   const int64_t TC = T * C;
-  const int64_t D = std::max({cfg_.d_w, cfg_.d_a, cfg_.d_v, cfg_.d_g, int64_t{1}});
-  // One arena per call keeps the model const and safe to share between threads.
-  std::vector<float> arena(static_cast<std::size_t>(20 * TC + T * D + T * cfg_.ffn));
-  float* p = arena.data();
+  const int64_t D = std::max({cfg_.d_w, cfg_.d_a, cfg_.d_v, cfg_.d_g, int64_t{1}});  // arena layout
+  float* p = arena;
   auto take = [&](int64_t n) { float* q = p; p += n; return q; };
   float *x = take(TC), *xa = take(TC), *xr = take(TC), *xw = take(TC), *xk = take(TC),
         *xv = take(TC), *xaa = take(TC), *xg = take(TC), *r = take(TC), *k = take(TC),

@@ -48,7 +48,7 @@ class Rwkv7Model {
 
  private:
   void forward_chunk(const int64_t* tokens, int64_t T, float* att_x_prev, float* att_kv,
-                     float* ffn_x_prev, float* x_last) const;
+                     float* ffn_x_prev, float* arena, float* x_last) const;
 
   Rwkv7Config cfg_;
   Precision prec_;
