@@ -69,6 +69,7 @@ void layer_norm(const float* x, const float* w, const float* b, int64_t n, float
   for (int64_t i = 0; i < n; ++i) var += (x[i] - mean) * (x[i] - mean);
   var /= static_cast<float>(n);
   const float inv = 1.0f / std::sqrt(var + eps);
+#pragma omp simd
   for (int64_t i = 0; i < n; ++i) out[i] = (x[i] - mean) * inv * w[i] + b[i];
 }
 
@@ -247,6 +248,7 @@ void Rwkv7Model::forward_chunk(const int64_t* tokens, int64_t T, float* att_x_pr
     for (int64_t t = 0; t < T; ++t) {
       const float* cur = xa + t * C;
       const float* prev = t ? xa + (t - 1) * C : sx;
+#pragma omp simd
       for (int64_t j = 0; j < C; ++j) {
         const float d = prev[j] - cur[j];
         xr[t * C + j] = cur[j] + d * L.x_r[j];
@@ -316,11 +318,14 @@ void Rwkv7Model::forward_chunk(const int64_t* tokens, int64_t T, float* att_x_pr
       for (int64_t h = 0; h < H; ++h) {
         const int64_t o = t * C + h * N;
         float mean = 0.0f, var = 0.0f, bonus = 0.0f;
+#pragma omp simd reduction(+ : mean)
         for (int64_t j = 0; j < N; ++j) mean += y[o + j];
         mean /= static_cast<float>(N);
+#pragma omp simd reduction(+ : var)
         for (int64_t j = 0; j < N; ++j) var += (y[o + j] - mean) * (y[o + j] - mean);
         var /= static_cast<float>(N);
         const float inv = 1.0f / std::sqrt(var + 64e-5f);
+#pragma omp simd reduction(+ : bonus)
         for (int64_t j = 0; j < N; ++j) bonus += r[o + j] * k[o + j] * L.r_k[h * N + j];
         for (int64_t j = 0; j < N; ++j) {
           const float yn = (y[o + j] - mean) * inv * L.lnx_w[h * N + j] + L.lnx_b[h * N + j];
@@ -328,6 +333,7 @@ void Rwkv7Model::forward_chunk(const int64_t* tokens, int64_t T, float* att_x_pr
         }
       }
     L.O.matmul(y, T, tmp, threads_);
+#pragma omp simd
     for (int64_t q = 0; q < TC; ++q) x[q] += tmp[q];
 
     // ---- channel mix
@@ -336,15 +342,18 @@ void Rwkv7Model::forward_chunk(const int64_t* tokens, int64_t T, float* att_x_pr
     for (int64_t t = 0; t < T; ++t) {
       const float* cur = xa + t * C;
       const float* prev = t ? xa + (t - 1) * C : sf;
+#pragma omp simd
       for (int64_t j = 0; j < C; ++j) xk[t * C + j] = cur[j] + (prev[j] - cur[j]) * L.ffn_x_k[j];
     }
     std::memcpy(sf, xa + (T - 1) * C, static_cast<std::size_t>(C) * 4);
     L.FK.matmul(xk, T, hid, threads_);
+#pragma omp simd
     for (int64_t q = 0; q < T * cfg_.ffn; ++q) {
-      const float h = std::max(hid[q], 0.0f);
+      const float h = 0.5f * (hid[q] + std::fabs(hid[q]));  // max(x, 0), exact and branch-free
       hid[q] = h * h;
     }
     L.FV.matmul(hid, T, tmp, threads_);
+#pragma omp simd
     for (int64_t q = 0; q < TC; ++q) x[q] += tmp[q];
   }
   std::memcpy(x_last, x + (T - 1) * C, static_cast<std::size_t>(C) * 4);
