@@ -16,12 +16,12 @@ namespace {
 const KernelTable& table() { return SUTRA_ISA_SELECT(sutra::rwkv); }
 
 // The fast variants need CPU flags beyond the AVX-512 level itself.
-GemmBf16 pick_bf16() {
+GemmBf16 pick_bf16() noexcept {
   const KernelTable& t = table();
   if (t.gemm_bf16_dp != nullptr && cpu_features().avx512bf16) return t.gemm_bf16_dp;
   return t.gemm_bf16;
 }
-GemmI8 pick_i8() {
+GemmI8 pick_i8() noexcept {
   const KernelTable& t = table();
   if (t.gemm_i8_vnni != nullptr && cpu_features().avx512vnni) return t.gemm_i8_vnni;
   return t.gemm_i8;
@@ -154,44 +154,27 @@ std::size_t Matrix::bytes() const noexcept {
   return f32_.size() * 4 + bf16_.size() * 2 + i8_.size() + scale_.size() * 4 + rowsum_.size() * 4;
 }
 
-void Matrix::matmul(const float* X, int64_t T, float* Y, int threads) const {
-  const int64_t K = cols_, Kp = kp_, R = rows_;
-  const double cost = static_cast<double>(kPanel * K * T);
-  if (prec_ == Precision::f32) {
-    const GemmF32 fn = table().gemm_f32;
-    parallel_rows(panels_, 1, cost, threads, [&](int64_t p0, int64_t p1) {
-      fn(f32_.data(), Kp, p0, p1, R, X, K, T, Y, R);
-    });
-  } else if (prec_ == Precision::bf16) {
+void Matrix::prepare(const float* X, int64_t T, Prepared& q) const {
+  const int64_t K = cols_, Kp = kp_;
+  if (prec_ == Precision::bf16) {
     // X ~= hi + lo in bf16: two bf16 dot products keep ~16 bits of the activation.
-    // Scratch reused per calling thread (no page faults per call in prefill).
-    thread_local std::vector<uint16_t> hi, lo;
-    hi.assign(static_cast<std::size_t>(T * Kp), 0);
-    lo.assign(hi.size(), 0);
+    q.hi.assign(static_cast<std::size_t>(T * Kp), 0);
+    q.lo.assign(q.hi.size(), 0);
     for (int64_t t = 0; t < T; ++t)
       for (int64_t k = 0; k < K; ++k) {
         const float x = X[t * K + k];
         const uint16_t h = f32_to_bf16(x);
-        hi[t * Kp + k] = h;
-        lo[t * Kp + k] = f32_to_bf16(x - bf16_to_f32(h));
+        q.hi[t * Kp + k] = h;
+        q.lo[t * Kp + k] = f32_to_bf16(x - bf16_to_f32(h));
       }
-    const GemmBf16 fn = pick_bf16();
-    // Pointers, not the thread_local names: workers must read the caller's buffers.
-    const uint16_t *hp = hi.data(), *lp = lo.data();
-    parallel_rows(panels_, 1, cost, threads, [&](int64_t p0, int64_t p1) {
-      fn(bf16_.data(), Kp, p0, p1, R, hp, lp, T, Y, R);
-    });
-  } else {
+  } else if (prec_ == Precision::i8) {
     // Activations: u8 per token and block. A token whose inputs are all >= 0 (the
     // squared-ReLU output) uses the full 0..255 range; others are symmetric
     // around the zero point 128.
     const int64_t nb = Kp / kQBlock;
-    thread_local std::vector<uint8_t> U;
-    thread_local std::vector<float> xs;
-    thread_local std::vector<int32_t> xz;
-    U.assign(static_cast<std::size_t>(T * Kp), 0);
-    xs.assign(static_cast<std::size_t>(T * nb), 0.0f);
-    xz.assign(static_cast<std::size_t>(T), 0);
+    q.u.assign(static_cast<std::size_t>(T * Kp), 0);
+    q.xs.assign(static_cast<std::size_t>(T * nb), 0.0f);
+    q.xz.assign(static_cast<std::size_t>(T), 0);
     for (int64_t t = 0; t < T; ++t) {
       const float* x = X + t * K;
       float lo = 0.0f;
@@ -205,22 +188,53 @@ void Matrix::matmul(const float* X, int64_t T, float* Y, int threads) const {
         const float s = amax > 0.0f ? amax / qmax : 1.0f;
         const float inv = 1.0f / s;
         for (int64_t k = k0; k < k1; ++k) {
-          const float q = std::min(qmax, std::max(-qmax, round_even(x[k] * inv)));
-          U[t * Kp + k] = static_cast<uint8_t>(static_cast<int32_t>(q) + z);
+          const float v = std::min(qmax, std::max(-qmax, round_even(x[k] * inv)));
+          q.u[t * Kp + k] = static_cast<uint8_t>(static_cast<int32_t>(v) + z);
         }
-        xs[t * nb + b] = s;
+        q.xs[t * nb + b] = s;
       }
-      xz[t] = z;
+      q.xz[t] = z;
     }
-    const GemmI8 fn = pick_i8();
-    // Pointers, not the thread_local names: workers must read the caller's buffers.
-    const uint8_t* up = U.data();
-    const float* sp = xs.data();
-    const int32_t* zp = xz.data();
-    parallel_rows(panels_, 1, cost, threads, [&](int64_t p0, int64_t p1) {
-      fn(i8_.data(), scale_.data(), rowsum_.data(), Kp, p0, p1, R, up, sp, zp, T, Y, R);
-    });
   }
+}
+
+void Matrix::run(const float* X, const Prepared& q, int64_t T, int64_t p0, int64_t p1,
+                 float* Y) const noexcept {
+  const int64_t R = rows_;
+  if (prec_ == Precision::f32) {
+    table().gemm_f32(f32_.data(), kp_, p0, p1, R, X, cols_, T, Y, R);
+  } else if (prec_ == Precision::bf16) {
+    pick_bf16()(bf16_.data(), kp_, p0, p1, R, q.hi.data(), q.lo.data(), T, Y, R);
+  } else {
+    pick_i8()(i8_.data(), scale_.data(), rowsum_.data(), kp_, p0, p1, R, q.u.data(), q.xs.data(),
+              q.xz.data(), T, Y, R);
+  }
+}
+
+void Matrix::matmul(const float* X, int64_t T, float* Y, int threads) const {
+  const MatJob job{this, X, Y};
+  matmul_batch(&job, 1, T, threads);
+}
+
+void matmul_batch(const MatJob* jobs, int n, int64_t T, int threads) {
+  // Inputs are quantised / split once per job, then all panels of all jobs share
+  // one parallel region (one wake-up of the pool instead of one per matrix).
+  std::vector<Prepared> prep(static_cast<std::size_t>(n));
+  std::vector<int64_t> start(static_cast<std::size_t>(n) + 1, 0);
+  double work = 0.0;
+  for (int j = 0; j < n; ++j) {
+    jobs[j].W->prepare(jobs[j].X, T, prep[j]);
+    start[j + 1] = start[j] + jobs[j].W->panels();
+    work += static_cast<double>(jobs[j].W->panels() * kPanel * jobs[j].W->cols() * T);
+  }
+  const int64_t total = start[n];
+  if (total == 0) return;
+  parallel_rows(total, 1, work / static_cast<double>(total), threads, [&](int64_t g0, int64_t g1) {
+    for (int j = 0; j < n; ++j) {
+      const int64_t a = std::max(g0, start[j]), b = std::min(g1, start[j + 1]);
+      if (a < b) jobs[j].W->run(jobs[j].X, prep[j], T, a - start[j], b - start[j], jobs[j].Y);
+    }
+  });
 }
 
 RowTable::RowTable(const TensorView& src, bool as_bf16) {

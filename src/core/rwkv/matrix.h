@@ -50,6 +50,15 @@ class Buffer {
   std::size_t n_ = 0;
 };
 
+// Activations converted for one matrix's kernel (bf16 hi/lo split, or int8
+// quantised u8 with scales); empty for fp32.
+struct Prepared {
+  std::vector<uint16_t> hi, lo;
+  std::vector<uint8_t> u;
+  std::vector<float> xs;
+  std::vector<int32_t> xz;
+};
+
 // A weight matrix packed into panels of kPanel output rows (see kernels_table.h).
 class Matrix {
  public:
@@ -66,6 +75,12 @@ class Matrix {
   // threads: 0 = the pool's size, 1 = on the caller only, n = at most n threads.
   void matmul(const float* X, int64_t T, float* Y, int threads) const;
 
+  // The two halves of matmul, for batching several matrices in one parallel region.
+  int64_t panels() const noexcept { return panels_; }
+  void prepare(const float* X, int64_t T, Prepared& q) const;
+  void run(const float* X, const Prepared& q, int64_t T, int64_t p0, int64_t p1,
+           float* Y) const noexcept;
+
  private:
   int64_t rows_ = 0, cols_ = 0, kp_ = 0, panels_ = 0;
   Precision prec_ = Precision::f32;
@@ -75,6 +90,14 @@ class Matrix {
   Buffer<float> scale_;
   Buffer<int32_t> rowsum_;
 };
+
+// Several independent products Y_j = W_j X_j (same T) in one parallel region.
+struct MatJob {
+  const Matrix* W;
+  const float* X;
+  float* Y;
+};
+void matmul_batch(const MatJob* jobs, int n, int64_t T, int threads);
 
 // Row-major rows for lookups (the embedding): fp32, or bf16 bit patterns.
 class RowTable {

@@ -208,7 +208,7 @@ void Rwkv7Model::forward(const int64_t* tokens, int64_t n, float* att_x_prev, fl
   // const and safe to share between threads.
   const int64_t T = std::min(kChunk, n);
   const int64_t D = std::max({cfg_.d_w, cfg_.d_a, cfg_.d_v, cfg_.d_g, int64_t{1}});
-  std::vector<float> arena(static_cast<std::size_t>(20 * T * C + T * D + T * cfg_.ffn));
+  std::vector<float> arena(static_cast<std::size_t>(20 * T * C + 4 * T * D + T * cfg_.ffn));
   for (int64_t t0 = 0; t0 < n; t0 += kChunk)
     forward_chunk(tokens + t0, std::min(kChunk, n - t0), att_x_prev, att_kv, ffn_x_prev,
                   arena.data(), x_last.data());
@@ -228,7 +228,8 @@ void Rwkv7Model::forward_chunk(const int64_t* tokens, int64_t T, float* att_x_pr
         *xv = take(TC), *xaa = take(TC), *xg = take(TC), *r = take(TC), *k = take(TC),
         *v = take(TC), *dd = take(TC), *a = take(TC), *g = take(TC), *kk = take(TC),
         *kka = take(TC), *w = take(TC), *vfirst = take(TC), *y = take(TC), *tmp = take(TC),
-        *hd = take(T * D), *hid = take(T * cfg_.ffn);
+        *hw = take(T * D), *ha = take(T * D), *hg = take(T * D), *hv = take(T * D),
+        *hid = take(T * cfg_.ffn);
 
   for (int64_t t = 0; t < T; ++t) {
     emb_.row(tokens[t], tmp);
@@ -262,20 +263,18 @@ void Rwkv7Model::forward_chunk(const int64_t* tokens, int64_t T, float* att_x_pr
     std::memcpy(sx, xa + (T - 1) * C, static_cast<std::size_t>(C) * 4);
 
     // ---- projections, batched over the T tokens
-    L.R.matmul(xr, T, r, threads_);
-    L.K.matmul(xk, T, k, threads_);
-    L.V.matmul(xv, T, v, threads_);
-    L.W1.matmul(xw, T, hd, threads_);
-    for (int64_t q = 0; q < T * cfg_.d_w; ++q) hd[q] = std::tanh(hd[q]);
-    L.W2.matmul(hd, T, dd, threads_);
-    L.A1.matmul(xaa, T, hd, threads_);
-    L.A2.matmul(hd, T, a, threads_);
-    L.G1.matmul(xg, T, hd, threads_);
-    for (int64_t q = 0; q < T * cfg_.d_g; ++q) hd[q] = sigmoid(hd[q]);
-    L.G2.matmul(hd, T, g, threads_);
-    if (L.has_v) {
-      L.V1.matmul(xv, T, hd, threads_);
-      L.V2.matmul(hd, T, tmp, threads_);
+    // Everything that reads the mixes, in one parallel region; then the LoRA
+    // second halves in another.
+    {
+      const MatJob first[] = {{&L.R, xr, r},   {&L.K, xk, k},   {&L.V, xv, v}, {&L.W1, xw, hw},
+                              {&L.A1, xaa, ha}, {&L.G1, xg, hg}, {&L.V1, xv, hv}};
+      matmul_batch(first, L.has_v ? 7 : 6, T, threads_);
+    }
+    for (int64_t q = 0; q < T * cfg_.d_w; ++q) hw[q] = std::tanh(hw[q]);
+    for (int64_t q = 0; q < T * cfg_.d_g; ++q) hg[q] = sigmoid(hg[q]);
+    {
+      const MatJob second[] = {{&L.W2, hw, dd}, {&L.A2, ha, a}, {&L.G2, hg, g}, {&L.V2, hv, tmp}};
+      matmul_batch(second, L.has_v ? 4 : 3, T, threads_);
     }
 
     for (int64_t t = 0; t < T; ++t) {
