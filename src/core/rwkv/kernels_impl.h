@@ -46,18 +46,17 @@ inline void gemm_f32_portable(const float* P, int64_t Kp, int64_t p0, int64_t p1
   }
 }
 
-inline void gemm_bf16_widen(const uint16_t* P, int64_t Kp, int64_t p0, int64_t p1, int64_t R,
-                            const uint16_t* Xh, const uint16_t* Xl, int64_t T, float* Y,
-                            int64_t ldy) noexcept {
+inline void gemm_bf16_widen_portable(const uint16_t* P, int64_t Kp, int64_t K, int64_t p0,
+                                     int64_t p1, int64_t R, const float* X, const uint16_t*,
+                                     const uint16_t*, int64_t T, float* Y, int64_t ldy) noexcept {
   for (int64_t p = p0; p < p1; ++p) {
     const uint16_t* W = P + p * Kp * kPanel;
     for (int64_t t = 0; t < T; ++t) {
-      const uint16_t* xh = Xh + t * Kp;
-      const uint16_t* xl = Xl + t * Kp;
+      const float* x = X + t * K;
       float acc[kPanel] = {};
       for (int64_t k = 0; k < Kp; k += 2) {
-        const float x0 = bf16_to_f32(xh[k]) + bf16_to_f32(xl[k]);
-        const float x1 = bf16_to_f32(xh[k + 1]) + bf16_to_f32(xl[k + 1]);
+        const float x0 = x[k];
+        const float x1 = k + 1 < K ? x[k + 1] : 0.0f;
         const uint16_t* w = W + k * kPanel;
 #pragma omp simd
         for (int64_t l = 0; l < kPanel; ++l)
@@ -238,50 +237,80 @@ inline void wkv_step(float* S, const float* r, const float* w, const float* k, c
   }
 }
 
-#if defined(__AVX512BF16__)
-struct TileBf16 {
-  const uint16_t* P; int64_t Kp, R; const uint16_t *Xh, *Xl; float* Y; int64_t ldy;
+// bf16 panels widened to fp32 in registers (exact), shared by up to 6 tokens.
+struct TileBf16Widen {
+  const uint16_t* P; int64_t Kp, K, R; const float* X; float* Y; int64_t ldy;
   template <int NP, int TB>
   void run(int64_t p, int64_t t0) const noexcept {
-    // Decode: separate hi/lo accumulators so the two products do not queue on one
-    // register; prefill has enough independent tiles without.
-    constexpr bool kSplit = TB == 1;
-    constexpr int kT2 = kSplit ? TB : 1;
-    __m512 acc[NP][TB], acc2[NP][kT2];
-    for (int n = 0; n < NP; ++n) {
+    __m512 acc[NP][TB];
+    for (int n = 0; n < NP; ++n)
       for (int t = 0; t < TB; ++t) acc[n][t] = _mm512_setzero_ps();
-      for (int t = 0; t < kT2; ++t) acc2[n][t] = _mm512_setzero_ps();
-    }
     const uint16_t* W = P + p * Kp * kPanel;
+    const __m512i hi_mask = _mm512_set1_epi32(static_cast<int>(0xFFFF0000u));
     for (int64_t k = 0; k < Kp; k += 2) {
-      __m512bh w[NP];
-      for (int n = 0; n < NP; ++n)
-        w[n] = (__m512bh)_mm512_loadu_si512(W + (n * Kp + k) * kPanel);
+      __m512 we[NP], wo[NP];
+      for (int n = 0; n < NP; ++n) {
+        const __m512i v = _mm512_loadu_si512(W + (n * Kp + k) * kPanel);
+        we[n] = _mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xFFFF, v, 16));  // input k
+        wo[n] = _mm512_castsi512_ps(_mm512_and_si512(v, hi_mask));           // input k + 1
+      }
+      const bool odd_tail = k + 1 >= K;
       for (int t = 0; t < TB; ++t) {
-        const __m512bh xh = (__m512bh)_mm512_set1_epi32(static_cast<int>(load_u32(Xh + (t0 + t) * Kp + k)));
-        const __m512bh xl = (__m512bh)_mm512_set1_epi32(static_cast<int>(load_u32(Xl + (t0 + t) * Kp + k)));
+        const float* x = X + (t0 + t) * K;
+        const __m512 x0 = _mm512_set1_ps(x[k]);
+        const __m512 x1 = _mm512_set1_ps(odd_tail ? 0.0f : x[k + 1]);
         for (int n = 0; n < NP; ++n) {
-          acc[n][t] = _mm512_dpbf16_ps(acc[n][t], w[n], xh);
-          if constexpr (kSplit) {
-            acc2[n][t] = _mm512_dpbf16_ps(acc2[n][t], w[n], xl);
-          } else {
-            acc[n][t] = _mm512_dpbf16_ps(acc[n][t], w[n], xl);
-          }
+          acc[n][t] = _mm512_fmadd_ps(we[n], x0, acc[n][t]);
+          acc[n][t] = _mm512_fmadd_ps(wo[n], x1, acc[n][t]);
         }
       }
     }
     for (int n = 0; n < NP; ++n)
-      for (int t = 0; t < TB; ++t) {
-        if constexpr (kSplit) acc[n][t] = _mm512_add_ps(acc[n][t], acc2[n][t]);
-        store16(Y + (t0 + t) * ldy, (p + n) * kPanel, R, acc[n][t]);
-      }
+      for (int t = 0; t < TB; ++t) store16(Y + (t0 + t) * ldy, (p + n) * kPanel, R, acc[n][t]);
   }
 };
 
-inline void gemm_bf16_dp(const uint16_t* P, int64_t Kp, int64_t p0, int64_t p1, int64_t R,
-                         const uint16_t* Xh, const uint16_t* Xl, int64_t T, float* Y,
-                         int64_t ldy) noexcept {
-  tiles(p0, p1, T, TileBf16{P, Kp, R, Xh, Xl, Y, ldy});
+inline void gemm_bf16_widen(const uint16_t* P, int64_t Kp, int64_t K, int64_t p0, int64_t p1,
+                            int64_t R, const float* X, const uint16_t*, const uint16_t*, int64_t T,
+                            float* Y, int64_t ldy) noexcept {
+  tiles(p0, p1, T, TileBf16Widen{P, Kp, K, R, X, Y, ldy});
+}
+
+#if defined(__AVX512BF16__)
+// Decode: bf16 dot products on the hi/lo split, separate accumulators for the two
+// halves so that they do not queue on one register.
+struct TileBf16Dp {
+  const uint16_t* P; int64_t Kp, R; const uint16_t *Xh, *Xl; float* Y;
+  template <int NP, int TB>
+  void run(int64_t p, int64_t) const noexcept {
+    static_assert(TB == 1, "decode kernel");
+    __m512 acc[NP], acc2[NP];
+    for (int n = 0; n < NP; ++n) acc[n] = acc2[n] = _mm512_setzero_ps();
+    const uint16_t* W = P + p * Kp * kPanel;
+    for (int64_t k = 0; k < Kp; k += 2) {
+      const __m512bh xh = (__m512bh)_mm512_set1_epi32(static_cast<int>(load_u32(Xh + k)));
+      const __m512bh xl = (__m512bh)_mm512_set1_epi32(static_cast<int>(load_u32(Xl + k)));
+      for (int n = 0; n < NP; ++n) {
+        const __m512bh w = (__m512bh)_mm512_loadu_si512(W + (n * Kp + k) * kPanel);
+        acc[n] = _mm512_dpbf16_ps(acc[n], w, xh);
+        acc2[n] = _mm512_dpbf16_ps(acc2[n], w, xl);
+      }
+    }
+    for (int n = 0; n < NP; ++n) store16(Y, (p + n) * kPanel, R, _mm512_add_ps(acc[n], acc2[n]));
+  }
+};
+
+inline void gemm_bf16_dp(const uint16_t* P, int64_t Kp, int64_t K, int64_t p0, int64_t p1,
+                         int64_t R, const float* X, const uint16_t* Xh, const uint16_t* Xl,
+                         int64_t T, float* Y, int64_t ldy) noexcept {
+  if (T == 1 && Xh != nullptr && Xl != nullptr) {
+    int64_t p = p0;
+    const TileBf16Dp f{P, Kp, R, Xh, Xl, Y};
+    for (; p + 4 <= p1; p += 4) f.run<4, 1>(p, 0);
+    for (; p < p1; ++p) f.run<1, 1>(p, 0);
+    return;
+  }
+  gemm_bf16_widen(P, Kp, K, p0, p1, R, X, Xh, Xl, T, Y, ldy);  // prefill: exact widening
 }
 #define SUTRA_RWKV_BF16_DP &gemm_bf16_dp
 #endif  // __AVX512BF16__
@@ -335,6 +364,11 @@ inline void gemm_i8_vnni(const int8_t* P, const float* S, const int32_t* RS, int
 #endif  // __AVX512VNNI__
 
 #else  // no AVX-512 in this translation unit
+inline void gemm_bf16_widen(const uint16_t* P, int64_t Kp, int64_t K, int64_t p0, int64_t p1,
+                            int64_t R, const float* X, const uint16_t* Xh, const uint16_t* Xl,
+                            int64_t T, float* Y, int64_t ldy) noexcept {
+  gemm_bf16_widen_portable(P, Kp, K, p0, p1, R, X, Xh, Xl, T, Y, ldy);
+}
 inline void gemm_f32(const float* P, int64_t Kp, int64_t p0, int64_t p1, int64_t R,
                      const float* X, int64_t ldx, int64_t T, float* Y, int64_t ldy) noexcept {
   gemm_f32_portable(P, Kp, p0, p1, R, X, ldx, T, Y, ldy);

@@ -22,12 +22,13 @@ constexpr int64_t kQBlock = 64;  // int8: inputs sharing one weight scale / acti
 // are < R (the true row count), t < T. Kp = padded input length (panel stride).
 using GemmF32 = void (*)(const float* P, int64_t Kp, int64_t p0, int64_t p1, int64_t R,
                          const float* X, int64_t ldx, int64_t T, float* Y, int64_t ldy) noexcept;
-// bf16 weights (Kp even). X comes as a bf16 hi/lo split (X ~= hi + lo to ~2^-16,
-// stride Kp, zero-padded): AVX512-BF16 uses two bf16 dot products per pair,
-// other levels widen both to fp32.
-using GemmBf16 = void (*)(const uint16_t* P, int64_t Kp, int64_t p0, int64_t p1, int64_t R,
-                          const uint16_t* Xh, const uint16_t* Xl, int64_t T, float* Y,
-                          int64_t ldy) noexcept;
+// bf16 weights (Kp even). X is fp32 (T x K, stride K); for T == 1 it also comes as
+// a bf16 hi/lo split (X ~= hi + lo to ~2^-16, stride Kp, zero-padded), which the
+// AVX512-BF16 decode kernel feeds to two bf16 dot products. Otherwise the weights
+// are widened to fp32 (exact) and multiplied with X.
+using GemmBf16 = void (*)(const uint16_t* P, int64_t Kp, int64_t K, int64_t p0, int64_t p1,
+                          int64_t R, const float* X, const uint16_t* Xh, const uint16_t* Xl,
+                          int64_t T, float* Y, int64_t ldy) noexcept;
 // int8 (Kp a multiple of kQBlock): W[o,k] ~= S[p][b][o%16] q, activations
 // x[t,k] ~= xs[t*nb + b] (U[t*Kp + k] - xz[t]) with U u8, xz in {0, 128};
 // RS[p][b][o%16] = sum of q over block b. Integer block sums are exact on every ISA:

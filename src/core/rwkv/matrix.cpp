@@ -156,8 +156,8 @@ std::size_t Matrix::bytes() const noexcept {
 
 void Matrix::prepare(const float* X, int64_t T, Prepared& q) const {
   const int64_t K = cols_, Kp = kp_;
-  if (prec_ == Precision::bf16) {
-    // X ~= hi + lo in bf16: two bf16 dot products keep ~16 bits of the activation.
+  if (prec_ == Precision::bf16 && T == 1) {
+    // Decode: X ~= hi + lo in bf16, for two bf16 dot products (~16 bits of x).
     q.hi.assign(static_cast<std::size_t>(T * Kp), 0);
     q.lo.assign(q.hi.size(), 0);
     for (int64_t t = 0; t < T; ++t)
@@ -204,7 +204,9 @@ void Matrix::run(const float* X, const Prepared& q, int64_t T, int64_t p0, int64
   if (prec_ == Precision::f32) {
     table().gemm_f32(f32_.data(), kp_, p0, p1, R, X, cols_, T, Y, R);
   } else if (prec_ == Precision::bf16) {
-    pick_bf16()(bf16_.data(), kp_, p0, p1, R, q.hi.data(), q.lo.data(), T, Y, R);
+    const bool split = !q.hi.empty();
+    pick_bf16()(bf16_.data(), kp_, cols_, p0, p1, R, X, split ? q.hi.data() : nullptr,
+                split ? q.lo.data() : nullptr, T, Y, R);
   } else {
     pick_i8()(i8_.data(), scale_.data(), rowsum_.data(), kp_, p0, p1, R, q.u.data(), q.xs.data(),
               q.xz.data(), T, Y, R);
