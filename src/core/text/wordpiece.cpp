@@ -1,0 +1,326 @@
+// The encoding hot path: added-token split, BERT normalisation, BERT
+// pre-tokenization and greedy longest-match WordPiece, fused per segment.
+// Pure-ASCII segments take a byte-table fast path; others are normalised into
+// a code point buffer first (strip_accents needs canonical reordering).
+#include "text/wordpiece.h"
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+
+#include "common/thread_pool.h"
+#include "text/unicode.h"
+
+namespace sutra::text {
+
+enum AsciiClass : uint8_t { kWordByte = 0, kRemoveByte = 1, kSpaceByte = 2, kPunctByte = 3 };
+
+struct WordPieceTokenizer::Scratch {
+  std::string word;                // the current word, UTF-8
+  std::vector<uint32_t> offsets;   // byte offset of each char of `word`, plus the end
+  std::vector<char32_t> norm;      // normalised code points of a non-ASCII segment
+  std::vector<int32_t> ids;
+};
+
+namespace {
+
+WordPieceTokenizer::Scratch& thread_scratch() {
+  thread_local WordPieceTokenizer::Scratch s;
+  return s;
+}
+
+bool is_ascii(const char* p, std::size_t n) noexcept {
+  std::size_t i = 0;
+  uint64_t acc = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    acc |= w;
+  }
+  for (; i < n; ++i) acc |= static_cast<unsigned char>(p[i]);
+  return (acc & 0x8080808080808080ull) == 0;
+}
+
+}  // namespace
+
+void WordPieceTokenizer::add_vocab(const std::string& token, int32_t id) {
+  if (id < 0) throw std::invalid_argument("negative token id for '" + token + "'");
+  start_.insert(token, id);
+  if (!prefix_str_.empty() && token.size() > prefix_str_.size() &&
+      token.compare(0, prefix_str_.size(), prefix_str_) == 0)
+    continuing_.insert(std::string_view(token).substr(prefix_str_.size()), id);
+  if (static_cast<std::size_t>(id) >= id_to_token_.size()) id_to_token_.resize(id + 1);
+  id_to_token_[id] = token;
+}
+
+void WordPieceTokenizer::add_added_token(const std::string& content, int32_t id) {
+  if (content.empty()) return;  // HF ignores empty added tokens
+  for (auto& a : added_)
+    if (a.content == content) { a.id = id; return; }
+  added_.push_back({content, id});
+}
+
+void WordPieceTokenizer::finish() {
+  // Added tokens that are not in the model vocabulary still count.
+  vocab_size_ = start_.size();
+  for (const auto& a : added_) {
+    if (start_.find(a.content) < 0) {
+      ++vocab_size_;
+      if (static_cast<std::size_t>(a.id) >= id_to_token_.size()) id_to_token_.resize(a.id + 1);
+      if (id_to_token_[a.id].empty()) id_to_token_[a.id] = a.content;
+    }
+  }
+  std::stable_sort(added_.begin(), added_.end(), [](const AddedToken& a, const AddedToken& b) {
+    return a.content.size() > b.content.size();
+  });
+  std::fill(std::begin(added_first_byte_), std::end(added_first_byte_), false);
+  for (const auto& a : added_) added_first_byte_[static_cast<unsigned char>(a.content[0])] = true;
+  for (unsigned c = 0; c < 128; ++c) {
+    const uint8_t f = unicode_flags(c);
+    uint8_t cls = kWordByte;
+    if (clean_text_ && (f & kRemove)) cls = kRemoveByte;
+    else if (f & kSpace) cls = kSpaceByte;
+    else if (f & kPunct) cls = kPunctByte;
+    ascii_class_[c] = cls;
+    ascii_map_[c] = static_cast<char>((lower_ && c >= 'A' && c <= 'Z') ? c + 32 : c);
+  }
+}
+
+int32_t WordPieceTokenizer::token_to_id(std::string_view token) const noexcept {
+  for (const auto& a : added_)
+    if (a.content == token) return a.id;
+  return start_.find(token);
+}
+
+const std::string* WordPieceTokenizer::id_to_token(int32_t id) const noexcept {
+  if (id < 0 || static_cast<std::size_t>(id) >= id_to_token_.size() || id_to_token_[id].empty())
+    return nullptr;
+  return &id_to_token_[id];
+}
+
+// Greedy longest-match-first over one word (HF WordPiece::tokenize).
+void WordPieceTokenizer::wordpiece(const char* word, const uint32_t* offsets, std::size_t nchars,
+                                   std::vector<int32_t>& out) const {
+  if (nchars == 0) return;
+  if (nchars > max_chars_) { out.push_back(unk_id_); return; }
+  const std::size_t mark = out.size();
+  std::size_t start = 0;
+  while (start < nchars) {
+    const VocabMap& map = start == 0 ? start_ : continuing_;
+    const std::size_t max_bytes = map.max_key_bytes();
+    const uint32_t begin = offsets ? offsets[start] : static_cast<uint32_t>(start);
+    int32_t id = -1;
+    std::size_t end = nchars;
+    for (; end > start; --end) {
+      const uint32_t stop = offsets ? offsets[end] : static_cast<uint32_t>(end);
+      if (stop - begin > max_bytes) continue;
+      id = map.find(std::string_view(word + begin, stop - begin));
+      if (id >= 0) break;
+    }
+    if (id < 0) {
+      out.resize(mark);
+      out.push_back(unk_id_);
+      return;
+    }
+    out.push_back(id);
+    start = end;
+  }
+}
+
+void WordPieceTokenizer::encode_segment_ascii(std::string_view seg, std::vector<int32_t>& out,
+                                              Scratch& s) const {
+  std::string& w = s.word;
+  w.clear();
+  for (const char ch : seg) {
+    const unsigned char c = static_cast<unsigned char>(ch);
+    switch (ascii_class_[c]) {
+      case kWordByte:
+        w.push_back(ascii_map_[c]);
+        break;
+      case kRemoveByte:
+        break;
+      case kSpaceByte:
+        wordpiece(w.data(), nullptr, w.size(), out);
+        w.clear();
+        break;
+      default:  // punctuation: a word of its own
+        wordpiece(w.data(), nullptr, w.size(), out);
+        w.clear();
+        wordpiece(&ch, nullptr, 1, out);
+        break;
+    }
+  }
+  wordpiece(w.data(), nullptr, w.size(), out);
+}
+
+void WordPieceTokenizer::encode_segment_unicode(std::string_view seg, std::vector<int32_t>& out,
+                                                Scratch& s) const {
+  // 1. clean_text, handle_chinese_chars, strip_accents (in HF's order).
+  std::vector<char32_t>& norm = s.norm;
+  norm.clear();
+  const auto* bytes = reinterpret_cast<const unsigned char*>(seg.data());
+  bool reorder = false;
+  char32_t buf[8];
+  for (std::size_t i = 0; i < seg.size();) {
+    const char32_t cp = utf8_next(bytes, seg.size(), i);
+    const uint8_t f = unicode_flags(cp);
+    if (clean_text_) {
+      if (f & kRemove) continue;
+      if (f & kSpace) { norm.push_back(U' '); continue; }
+    }
+    const bool cjk = chinese_ && is_chinese_char(cp);
+    if (cjk) norm.push_back(U' ');
+    if (strip_ && (f & kStrip)) {
+      const std::size_t n = strip_accents_of(cp, buf);
+      norm.insert(norm.end(), buf, buf + n);
+    } else {
+      norm.push_back(cp);
+      reorder |= strip_ && (f & kReorder);
+    }
+    if (cjk) norm.push_back(U' ');
+  }
+  // NFD's canonical ordering among the non-starters that survive stripping.
+  if (reorder) {
+    for (std::size_t i = 0; i < norm.size();) {
+      std::size_t j = i;
+      while (j < norm.size() && reorder_class(norm[j]) != 0) ++j;
+      if (j - i > 1)
+        std::stable_sort(norm.begin() + i, norm.begin() + j, [](char32_t a, char32_t b) {
+          return reorder_class(a) < reorder_class(b);
+        });
+      i = j + 1;
+    }
+  }
+  // 2. lowercase, then split on whitespace and punctuation, then WordPiece.
+  std::string& w = s.word;
+  std::vector<uint32_t>& off = s.offsets;
+  w.clear();
+  off.clear();
+  auto flush = [&] {
+    off.push_back(static_cast<uint32_t>(w.size()));
+    wordpiece(w.data(), off.data(), off.size() - 1, out);
+    w.clear();
+    off.clear();
+  };
+  auto take = [&](char32_t c) {
+    const uint8_t f = unicode_flags(c);
+    if (f & kSpace) {
+      flush();
+    } else if (f & kPunct) {
+      flush();
+      off.push_back(0);
+      utf8_append(w, c);
+      flush();
+    } else {
+      off.push_back(static_cast<uint32_t>(w.size()));
+      utf8_append(w, c);
+    }
+  };
+  for (const char32_t cp : norm) {
+    if (lower_ && (unicode_flags(cp) & kLower)) {
+      const std::size_t n = lowercase_of(cp, buf);
+      for (std::size_t k = 0; k < n; ++k) take(buf[k]);
+    } else {
+      take(cp);
+    }
+  }
+  flush();
+}
+
+void WordPieceTokenizer::encode_segment(std::string_view seg, std::vector<int32_t>& out,
+                                        Scratch& s) const {
+  if (is_ascii(seg.data(), seg.size())) encode_segment_ascii(seg, out, s);
+  else encode_segment_unicode(seg, out, s);
+}
+
+// Splits the raw text on the added (special) tokens, leftmost-longest, and
+// encodes the pieces between them.
+void WordPieceTokenizer::encode_into(std::string_view text, std::vector<int32_t>& out,
+                                     Scratch& s) const {
+  std::size_t seg_start = 0;
+  if (!added_.empty()) {
+    for (std::size_t i = 0; i < text.size();) {
+      if (!added_first_byte_[static_cast<unsigned char>(text[i])]) { ++i; continue; }
+      const AddedToken* hit = nullptr;
+      for (const auto& a : added_) {  // longest first
+        if (text.compare(i, a.content.size(), a.content) == 0) { hit = &a; break; }
+      }
+      if (hit == nullptr) { ++i; continue; }
+      encode_segment(text.substr(seg_start, i - seg_start), out, s);
+      out.push_back(hit->id);
+      i += hit->content.size();
+      seg_start = i;
+    }
+  }
+  encode_segment(text.substr(seg_start), out, s);
+}
+
+std::vector<int32_t> WordPieceTokenizer::encode(std::string_view utf8) const {
+  Scratch& s = thread_scratch();
+  std::vector<int32_t> out(prefix_.begin(), prefix_.end());
+  encode_into(utf8, out, s);
+  out.insert(out.end(), suffix_.begin(), suffix_.end());
+  return out;
+}
+
+std::vector<int32_t> WordPieceTokenizer::encode_truncated(std::string_view text, std::size_t max_length,
+                                                          bool truncate_left, Scratch& s) const {
+  std::vector<int32_t>& body = s.ids;
+  body.clear();
+  encode_into(text, body, s);
+  std::size_t from = 0, count = body.size();
+  if (max_length != 0) {
+    const std::size_t room = max_length - num_special_tokens();
+    if (count > room) {
+      if (truncate_left) from = count - room;
+      count = room;
+    }
+  }
+  std::vector<int32_t> row;
+  row.reserve(count + num_special_tokens());
+  row.insert(row.end(), prefix_.begin(), prefix_.end());
+  row.insert(row.end(), body.begin() + from, body.begin() + from + count);
+  row.insert(row.end(), suffix_.begin(), suffix_.end());
+  return row;
+}
+
+std::vector<std::vector<int32_t>> WordPieceTokenizer::encode_many(
+    const std::vector<std::string_view>& texts, std::size_t max_length, bool truncate_left) const {
+  if (max_length != 0 && max_length < std::max<std::size_t>(2, num_special_tokens()))
+    throw std::invalid_argument("max_length must be >= " +
+                                std::to_string(std::max<std::size_t>(2, num_special_tokens())) +
+                                " (room for the special tokens), got " + std::to_string(max_length));
+  std::vector<std::vector<int32_t>> rows(texts.size());
+  parallel_for(texts.size(), 16, [&](std::size_t begin, std::size_t end) {
+    Scratch& s = thread_scratch();
+    for (std::size_t i = begin; i < end; ++i) rows[i] = encode_truncated(texts[i], max_length, truncate_left, s);
+  });
+  return rows;
+}
+
+BatchEncoding WordPieceTokenizer::encode_batch(const std::vector<std::string_view>& texts,
+                                               std::size_t max_length, bool truncate_left) const {
+  const std::vector<std::vector<int32_t>> rows = encode_many(texts, max_length, truncate_left);
+  BatchEncoding b;
+  b.rows = rows.size();
+  for (const auto& r : rows) b.cols = std::max(b.cols, r.size());
+  const std::size_t total = b.rows * b.cols;
+  b.input_ids.assign(total, pad_id_);
+  b.attention_mask.assign(total, 0);
+  b.token_type_ids.assign(total, 0);
+  const std::size_t np = prefix_.size(), ns = suffix_.size();
+  for (std::size_t i = 0; i < b.rows; ++i) {
+    const auto& r = rows[i];
+    int64_t* ids = b.input_ids.data() + i * b.cols;
+    int64_t* mask = b.attention_mask.data() + i * b.cols;
+    int64_t* types = b.token_type_ids.data() + i * b.cols;
+    for (std::size_t j = 0; j < r.size(); ++j) {
+      ids[j] = r[j];
+      mask[j] = 1;
+      types[j] = j < np ? prefix_types_[j] : j >= r.size() - ns ? suffix_types_[j - (r.size() - ns)] : text_type_;
+    }
+  }
+  return b;
+}
+
+}  // namespace sutra::text
