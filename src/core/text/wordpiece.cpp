@@ -172,6 +172,7 @@ void WordPieceTokenizer::encode_segment_unicode(std::string_view seg, std::vecto
     if (cjk) norm.push_back(U' ');
     if (strip_ && (f & kStrip)) {
       const std::size_t n = strip_accents_of(cp, buf);
+      for (std::size_t k = 0; k < n; ++k) reorder |= (unicode_flags(buf[k]) & kReorder) != 0;
       norm.insert(norm.end(), buf, buf + n);
     } else {
       norm.push_back(cp);
