@@ -110,14 +110,11 @@ void register_wordpiece(py::module_& m) {
           [](const WordPieceTokenizer& t, const py::handle& text) {
             const std::string_view s = utf8_of(text.ptr(), "text", -1);
             std::vector<int32_t> ids;
-            {
-              py::object keep = py::reinterpret_borrow<py::object>(text);
-              if (s.size() > 256) {
-                py::gil_scoped_release release;
-                ids = t.encode(s);
-              } else {
-                ids = t.encode(s);  // short: releasing the GIL costs more than the work
-              }
+            if (s.size() > 256) {
+              py::gil_scoped_release release;  // `text` (the caller's) keeps s alive
+              ids = t.encode(s);
+            } else {
+              ids = t.encode(s);  // short: releasing the GIL costs more than the work
             }
             py::list out(ids.size());
             for (std::size_t i = 0; i < ids.size(); ++i) PyList_SET_ITEM(out.ptr(), i, PyLong_FromLong(ids[i]));

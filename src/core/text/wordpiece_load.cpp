@@ -34,7 +34,8 @@ struct TokenizerLoader {
   }
 
   static int32_t as_id(const Json& v, const std::string& path, const std::string& where) {
-    if (v.type != Json::Type::Number || v.number < 0 || v.number > 2147483647.0 ||
+    // ids index dense tables: anything above 2^24 is a corrupt file, not a vocabulary
+    if (v.type != Json::Type::Number || v.number < 0 || v.number > 16777216.0 ||
         std::floor(v.number) != v.number)
       bad(path, where + " is not a valid token id");
     return static_cast<int32_t>(v.number);
