@@ -174,6 +174,60 @@ def test_bert_processing_json(tmp_path, cased_vocab, corpus):
     assert_same([ours.encode(t) for t in texts], hf_ids(ref, texts), texts, "BertProcessing json")
 
 
+def test_lstrip_rstrip_and_roberta_processing(tmp_path, json_path, corpus):
+    """Added tokens with lstrip/rstrip, and a RobertaProcessing post-processor
+    (all-mpnet-base-v2's layout) with other special tokens."""
+    with open(json_path, encoding="utf-8") as f:
+        spec = json.load(f)
+    spec["added_tokens"] = [dict(t, lstrip=t["content"] in ("[MASK]", "[SEP]"),
+                                 rstrip=t["content"] in ("[MASK]", "[CLS]")) for t in spec["added_tokens"]]
+    spec["post_processor"] = {"type": "RobertaProcessing", "sep": ["[MASK]", 103], "cls": ["[PAD]", 0],
+                              "trim_offsets": True, "add_prefix_space": False}
+    path = tmp_path / "tokenizer.json"
+    path.write_text(json.dumps(spec))
+    ref = Tokenizer.from_file(str(path))
+    ref.no_truncation()
+    ref.no_padding()
+    texts = corpus[:500] + text_corpus.EDGE_CASES + [
+        "a [MASK] b", "a[MASK]b", "  [MASK]  ", "x \t[SEP]\u3000y", "[CLS]   z", "\u00a0[MASK]\u2028w"]
+    for tok in (sf.WordPieceTokenizer.from_file(path), reference.WordPieceTokenizer.from_file(path)):
+        assert_same([tok.encode(t) for t in texts], hf_ids(ref, texts), texts, "lstrip/rstrip/roberta")
+
+
+@pytest.mark.parametrize("prefix,max_chars", [("", 100), ("@@", 7)])
+def test_models_api_tokenizer(tmp_path, cased_vocab, corpus, prefix, max_chars):
+    """A tokenizer built with tokenizers' models/normalizers API: other continuing
+    prefix (empty too), a small max_input_chars_per_word, a template with type ids."""
+    from tokenizers import processors
+
+    with open(cased_vocab, encoding="utf-8") as f:
+        lines = f.read().split("\n")[:-1]
+    vocab = {}
+    for i, tok in enumerate(lines):
+        vocab.setdefault(prefix + tok[2:] if tok.startswith("##") else tok, i)
+    ref = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]", continuing_subword_prefix=prefix,
+                                     max_input_chars_per_word=max_chars))
+    ref.normalizer = normalizers.BertNormalizer(lowercase=False, strip_accents=True)
+    ref.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    ref.post_processor = processors.TemplateProcessing(
+        single="[CLS] [MASK]:1 $A:1 [SEP]:1", special_tokens=[("[CLS]", vocab["[CLS]"]),
+                                                          ("[SEP]", vocab["[SEP]"]), ("[MASK]", vocab["[MASK]"])])
+    ref.add_special_tokens(["[MASK]", "[SEP]"])
+    path = tmp_path / "tokenizer.json"
+    ref.save(str(path))
+    texts = corpus[:800] + text_corpus.EDGE_CASES
+    for tok in (sf.WordPieceTokenizer.from_file(path), reference.WordPieceTokenizer.from_file(path)):
+        assert_same([tok.encode(t) for t in texts], hf_ids(ref, texts), texts, f"prefix {prefix!r}")
+    ours = sf.WordPieceTokenizer.from_file(path)
+    ref.enable_padding(pad_id=0)
+    ref.enable_truncation(12)
+    got = ours.encode_batch(texts[:50], max_length=12)
+    enc = ref.encode_batch(texts[:50])
+    np.testing.assert_array_equal(got["input_ids"], [e.ids for e in enc])
+    np.testing.assert_array_equal(got["token_type_ids"], [e.type_ids for e in enc])
+    np.testing.assert_array_equal(got["attention_mask"], [e.attention_mask for e in enc])
+
+
 # ------------------------------------------------------------ parity: twin
 
 def test_twin_matches_hf(twin, hf, corpus):
@@ -348,15 +402,15 @@ def test_other_normalizer_and_pretokenizer_rejected(tmp_path, json_path):
     bad_pre = dict(spec, pre_tokenizer={"type": "Whitespace"})
     p2 = tmp_path / "p.json"
     p2.write_text(json.dumps(bad_pre))
-    lstrip = dict(spec, added_tokens=[dict(spec["added_tokens"][0], lstrip=True)])
-    p3 = tmp_path / "l.json"
-    p3.write_text(json.dumps(lstrip))
+    single = dict(spec, added_tokens=[dict(spec["added_tokens"][0], single_word=True)])
+    p3 = tmp_path / "s.json"
+    p3.write_text(json.dumps(single))
     for cls in (sf.WordPieceTokenizer, reference.WordPieceTokenizer):
         with pytest.raises(ValueError, match="NFKC"):
             cls.from_file(p1)
         with pytest.raises(ValueError, match="Whitespace"):
             cls.from_file(p2)
-        with pytest.raises(ValueError, match="lstrip"):
+        with pytest.raises(ValueError, match="single_word"):
             cls.from_file(p3)
 
 

@@ -168,7 +168,8 @@ class WordPieceTokenizer:
                              "(only BertPreTokenizer is supported)")
         added = []
         for tok in spec.get("added_tokens") or []:
-            for flag in ("single_word", "lstrip", "rstrip", "normalized"):
+            # lstrip/rstrip only pull whitespace into the match: no effect on ids here.
+            for flag in ("single_word", "normalized"):
                 if tok.get(flag):
                     raise ValueError(f"{path}: added token '{tok['content']}' has {flag}=true, "
                                      "which is not supported")
@@ -176,7 +177,7 @@ class WordPieceTokenizer:
         prefix, suffix, prefix_types, suffix_types, text_type = [], [], [], [], 0
         post = spec.get("post_processor")
         if post is not None:
-            if post.get("type") == "BertProcessing":
+            if post.get("type") in ("BertProcessing", "RobertaProcessing"):
                 prefix, suffix = [post["cls"][1]], [post["sep"][1]]
                 prefix_types, suffix_types = [0], [0]
             elif post.get("type") == "TemplateProcessing":
@@ -199,8 +200,8 @@ class WordPieceTokenizer:
         elif "[PAD]" in vocab:
             pad_id = vocab["[PAD]"]
         return cls(vocab, unk_token=model.get("unk_token", "[UNK]"),
-                   continuing_subword_prefix=model.get("continuing_subword_prefix") or "##",
-                   max_input_chars_per_word=model.get("max_input_chars_per_word") or 100,
+                   continuing_subword_prefix=model.get("continuing_subword_prefix", "##"),
+                   max_input_chars_per_word=model.get("max_input_chars_per_word", 100),
                    added_tokens=added, prefix=prefix, suffix=suffix, prefix_types=prefix_types,
                    suffix_types=suffix_types, text_type=text_type, pad_id=pad_id, path=path, **opts)
 

@@ -106,7 +106,7 @@ void WordPieceTokenizer::wordpiece(const char* word, const uint32_t* offsets, st
   const std::size_t mark = out.size();
   std::size_t start = 0;
   while (start < nchars) {
-    const VocabMap& map = start == 0 ? start_ : continuing_;
+    const VocabMap& map = (start == 0 || prefix_str_.empty()) ? start_ : continuing_;
     const std::size_t max_bytes = map.max_key_bytes();
     const uint32_t begin = offsets ? offsets[start] : static_cast<uint32_t>(start);
     int32_t id = -1;

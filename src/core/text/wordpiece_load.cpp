@@ -66,7 +66,9 @@ struct TokenizerLoader {
     if (p == nullptr || p->is_null()) return;  // no special tokens
     const Json* type = p->find("type");
     const std::string name = (type && type->type == Json::Type::String) ? type->string : "?";
-    if (name == "BertProcessing") {
+    // Roberta's trim_offsets / add_prefix_space only touch offsets: for the
+    // ids of one sequence both are cls + text + sep.
+    if (name == "BertProcessing" || name == "RobertaProcessing") {
       for (const char* key : {"cls", "sep"}) {
         const Json& pair = member(*p, key, Json::Type::Array, path, "post_processor");
         if (pair.array.size() != 2) bad(path, std::string("post_processor.") + key + " is not [token, id]");
@@ -77,7 +79,7 @@ struct TokenizerLoader {
       return;
     }
     if (name != "TemplateProcessing")
-      bad(path, "unsupported post_processor '" + name + "' (only TemplateProcessing and BertProcessing are supported)");
+      bad(path, "unsupported post_processor '" + name + "' (only TemplateProcessing, BertProcessing and RobertaProcessing are supported)");
     const Json& single = member(*p, "single", Json::Type::Array, path, "post_processor");
     const Json& specials = member(*p, "special_tokens", Json::Type::Object, path, "post_processor");
     bool seen_text = false;
@@ -110,11 +112,15 @@ struct TokenizerLoader {
     for (const Json& tok : a->array) {
       const std::string& content = member(tok, "content", Json::Type::String, path, "added token").string;
       const int32_t id = as_id(member(tok, "id", Json::Type::Number, path, "added token"), path, "added token id");
-      for (const char* opt : {"single_word", "lstrip", "rstrip", "normalized"}) {
+      // lstrip/rstrip only move whitespace into the match, and whitespace
+      // yields no tokens after BertPreTokenizer: they do not change ids.
+      for (const char* opt : {"single_word", "normalized"}) {
         if (flag(tok, opt, false, path, "added token"))
           bad(path, "added token '" + content + "' has " + opt +
-                        "=true, which is not supported (only plain added tokens matched in the raw text)");
+                        "=true, which is not supported (only added tokens matched in the raw text)");
       }
+      flag(tok, "lstrip", false, path, "added token");
+      flag(tok, "rstrip", false, path, "added token");
       t.add_added_token(content, id);
     }
   }
