@@ -142,6 +142,35 @@ def test_every_code_point(ours, hf):
     assert_same(ours.encode_batch(texts, pad=False)["input_ids"], hf_ids(hf, texts), texts, "code points")
 
 
+def _combining_marks():
+    import unicodedata
+
+    return [chr(c) for c in range(0x110000) if not 0xD800 <= c < 0xE000 and unicodedata.combining(chr(c))]
+
+
+def test_combining_mark_pairs(tmp_path):
+    """Every ordered pair of characters with a non-zero canonical combining class,
+    after a base letter, through strip_accents (NFD's canonical reordering, then
+    Mn removed). Each mark is its own vocabulary piece, so the ids show the order."""
+    marks = _combining_marks()
+    vocab = {"[UNK]": 0, "[CLS]": 1, "[SEP]": 2, "a": 3}
+    for m in marks:
+        vocab.setdefault(m, len(vocab))
+        vocab.setdefault("##" + m, len(vocab))
+    ref = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
+    ref.normalizer = normalizers.BertNormalizer(lowercase=False, strip_accents=True)
+    ref.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    path = tmp_path / "tokenizer.json"
+    ref.save(str(path))
+    pairs = ["a" + x + y for x in marks for y in marks]
+    texts = [" ".join(pairs[i:i + 2000]) for i in range(0, len(pairs), 2000)]
+    ours = sf.WordPieceTokenizer.from_file(path)
+    assert_same(ours.encode_batch(texts, pad=False)["input_ids"], hf_ids(ref, texts), texts, "mark pairs")
+    twin = reference.WordPieceTokenizer.from_file(path)
+    few = [" ".join(pairs[i:i + 3]) for i in range(0, len(pairs), 997)]
+    assert_same([twin.encode(t) for t in few], hf_ids(ref, few), few, "mark pairs twin")
+
+
 # -------------------------------------------------------- parity: vocab.txt
 
 @pytest.mark.parametrize("variant", sorted(VOCAB_VARIANTS))
@@ -271,7 +300,9 @@ def test_twin_batch_api(twin, ours):
 _any_char = st.characters(blacklist_categories=("Cs",))
 _words = st.sampled_from(["the", "The", "THE", "un", "##able", "café", "naïve", "中", "[MASK]", "[SEP]", "don't",
                           "e-mail", "123", "x" * 101, "😀", "\u0301", "\u200b", "\x00", " ", "\t", "\n", "ǅ", "İ",
-                          "ΣΑΣ", "ﬁ", "Ａ", "\u3000", "\u0890", "\u2e4f", "\U0002b820"])
+                          "ΣΑΣ", "ﬁ", "Ａ", "\u3000", "\u0890", "\u2e4f", "\U0002b820",
+                          "\u0316", "\u1dfa", "\u0c3c", "\u07fd", "\U00016ff0", "\U0001d165", "\U0001d16d",
+                          "\u302e", "\u0344", "\u0f73", "\u1e9b", "ǖ", "가"])
 _texts = st.one_of(st.text(_any_char, max_size=60),
                    st.lists(st.one_of(_words, st.text(_any_char, max_size=4)), max_size=20).map("".join))
 

@@ -12,7 +12,7 @@ implements them:
   removed by clean_text : NUL, U+FFFD, and categories Cc / Cf / Co except \\t \\n \\r
   whitespace            : the White_Space property (= str.isspace() minus U+001C..U+001F)
   punctuation           : ASCII punctuation (!"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~) or category P*
-  strip_accents         : NFD, then drop category Mn
+  strip_accents         : NFD (decomposition + canonical reordering), then drop category Mn
   lowercase             : per-character full lowercase mapping (no final-sigma rule)
 
 Overlay (default on): the Rust crates inside ``tokenizers`` use *other* Unicode
@@ -45,9 +45,10 @@ SURROGATES = range(0xD800, 0xE000)
 F_REMOVE = 1   # dropped by clean_text
 F_SPACE = 2    # White_Space
 F_PUNCT = 4    # BERT punctuation
-F_STRIP = 8    # strip_accents changes it (entry in the strip map)
+F_NFD = 8      # NFD decomposes it (entry in the NFD map, or Hangul by formula)
 F_LOWER = 16   # lowercase changes it (entry in the lower map)
-F_REORDER = 32  # survives strip_accents with a non-zero canonical combining class
+F_MN = 32      # category Mn: dropped after NFD by strip_accents
+F_NONSTARTER = 64  # non-zero canonical combining class (entry in the class table)
 
 
 def base_remove(c: str) -> bool:
@@ -64,8 +65,16 @@ def base_punct(c: str) -> bool:
     return c in ASCII_PUNCT or unicodedata.category(c).startswith("P")
 
 
-def base_strip(c: str) -> str:
-    return "".join(x for x in unicodedata.normalize("NFD", c) if unicodedata.category(x) != "Mn")
+def base_nfd(c: str) -> str:
+    return unicodedata.normalize("NFD", c)
+
+
+def base_mn(c: str) -> bool:
+    return unicodedata.category(c) == "Mn"
+
+
+def base_ccc(c: str) -> int:
+    return unicodedata.combining(c)
 
 
 def base_lower(c: str) -> str:
@@ -84,6 +93,8 @@ def probe_hf():
     """Behaviour of the installed HF tokenizers on every code point."""
     from tokenizers import normalizers, pre_tokenizers
 
+    nfd = normalizers.NFD()  # the same NFD data as BertNormalizer's strip_accents
+
     def norm(**kw):
         opts = dict(clean_text=False, handle_chinese_chars=False, strip_accents=False,
                     lowercase=False)
@@ -100,12 +111,27 @@ def probe_hf():
         s = "a" + c + "b"
         cl = clean.normalize_str(s)
         pieces = [w for w, _ in pre.pre_tokenize_str(s)]
+        decomposed = nfd.normalize_str(c)
+        stripped = strip.normalize_str(s)[1:-1]
+        # Mn (as tokenizers sees it) only matters for characters NFD leaves alone
+        mn = decomposed == c and stripped == ""
+        # Its combining class: does NFD move it past a mark of class 1 (or 240)?
+        ccc = base_ccc(c)
+        if ccc and decomposed == c:
+            if ccc > 1:
+                known = nfd.normalize_str("a" + c + "\u0334") == "a\u0334" + c
+            else:
+                known = nfd.normalize_str("a\u0345" + c) == "a" + c + "\u0345"
+            ccc = ccc if known else 0
         out[cp] = (
             cl == "ab",                       # removed
             len(pieces) == 2,                 # whitespace
             len(pieces) == 3,                 # punctuation
-            strip.normalize_str(s)[1:-1],
+            decomposed,
+            mn,
+            ccc,
             lower.normalize_str(s)[1:-1],
+            stripped,
         )
     return out
 
@@ -123,38 +149,41 @@ def main() -> None:
         hf = probe_hf()
 
     flags = bytearray(MAX_CP)
-    strip_map: dict[int, str] = {}
+    nfd_map: dict[int, str] = {}
     lower_map: dict[int, str] = {}
-    reorder: dict[int, int] = {}
-    overlay = {"remove": {}, "space": {}, "punct": {}, "strip": {}, "lower": {}}
+    ccc_map: dict[int, int] = {}
+    overlay = {"remove": {}, "space": {}, "punct": {}, "nfd": {}, "mn": {}, "ccc": {}, "lower": {}}
     for cp in range(MAX_CP):
         if cp in SURROGATES:
             continue
         c = chr(cp)
-        rm, sp, pu, st, lo = base_remove(c), base_space(c), base_punct(c), base_strip(c), base_lower(c)
+        values = (base_remove(c), base_space(c), base_punct(c), base_nfd(c), base_mn(c), base_ccc(c),
+                  base_lower(c))
         if hf is not None:
-            h = hf[cp]
-            # whitespace that clean_text turns into ' ' is not "removed"
-            for key, mine, theirs in (("remove", rm, h[0]), ("space", sp, h[1]), ("punct", pu, h[2]),
-                                      ("strip", st, h[3]), ("lower", lo, h[4])):
+            for key, mine, theirs in zip(overlay, values, hf[cp][:7]):
                 if mine != theirs:
                     overlay[key][cp] = theirs
-            rm, sp, pu, st, lo = h
+            values = hf[cp][:7]
+        rm, sp, pu, nfd, mn, ccc, lo = values
         f = (F_REMOVE if rm else 0) | (F_SPACE if sp else 0) | (F_PUNCT if pu else 0)
-        if st != c:
-            f |= F_STRIP
-            if hangul_nfd(cp) != st:  # Hangul syllables decompose by formula in C++
-                strip_map[cp] = st
+        f |= (F_MN if mn else 0) | (F_NONSTARTER if ccc else 0)
+        if nfd != c:
+            f |= F_NFD
+            if hangul_nfd(cp) != nfd:  # Hangul syllables decompose by formula in C++
+                nfd_map[cp] = nfd
         if lo != c:
             f |= F_LOWER
             lower_map[cp] = lo
-        ccc = unicodedata.combining(c)
-        if ccc and st == c:
-            f |= F_REORDER
-            reorder[cp] = ccc
+        if ccc:
+            ccc_map[cp] = ccc
         flags[cp] = f
+    if hf is not None:  # NFD + Mn must explain what strip_accents did to each character
+        mn_of = lambda ch: bool(flags[ord(ch)] & F_MN)  # noqa: E731
+        bad = [cp for cp in hf if "".join(d for d in hf[cp][3] if not mn_of(d)) != hf[cp][7]]
+        if bad:
+            sys.exit(f"inconsistent strip_accents model for {len(bad)} code points, e.g. {bad[:10]}")
 
-    write_cpp(flags, strip_map, lower_map, reorder, hf is not None)
+    write_cpp(flags, nfd_map, lower_map, ccc_map, hf is not None)
     write_py(overlay, hf is not None)
     for key, val in overlay.items():
         print(f"overlay {key}: {len(val)} code points differ from unicodedata "
@@ -162,7 +191,7 @@ def main() -> None:
     print(f"wrote {CPP_OUT} and {PY_OUT}", file=sys.stderr)
 
 
-def write_cpp(flags, strip_map, lower_map, reorder, overlaid) -> None:
+def write_cpp(flags, nfd_map, lower_map, ccc_map, overlaid) -> None:
     blocks: dict[bytes, int] = {}
     stage1 = []
     stage2 = []
@@ -206,10 +235,10 @@ def write_cpp(flags, strip_map, lower_map, reorder, overlaid) -> None:
         out += ["    " + ", ".join(str(x) for x in blk[i:i + 32]) + "," for i in range(0, 256, 32)]
         out.append("  },")
     out.append("};")
-    out += mapping("Strip", strip_map)
+    out += mapping("Nfd", nfd_map)
     out += mapping("Lower", lower_map)
-    out.append("constexpr CccEntry kReorderClass[] = {")
-    rows = [f"{{0x{cp:X}, {ccc}}}" for cp, ccc in sorted(reorder.items())]
+    out.append("constexpr CccEntry kCombiningClass[] = {")
+    rows = [f"{{0x{cp:X}, {ccc}}}" for cp, ccc in sorted(ccc_map.items())]
     out += ["  " + ", ".join(rows[i:i + 8]) + "," for i in range(0, len(rows), 8)]
     out.append("};")
     with open(CPP_OUT, "w") as f:

@@ -54,12 +54,40 @@ def is_chinese_char(cp: int) -> bool:
             or 0xF900 <= cp <= 0xFAFF or 0x2F800 <= cp <= 0x2FA1F)
 
 
-def strip_accents_of(ch: str) -> str:
-    """NFD of one character without its non-spacing marks (Mn)."""
+def nfd_of(ch: str) -> str:
+    """Canonical decomposition of one character."""
     cp = ord(ch)
-    if cp in overlay.STRIP:
-        return overlay.STRIP[cp]
-    return "".join(c for c in unicodedata.normalize("NFD", ch) if unicodedata.category(c) != "Mn")
+    if cp in overlay.NFD:
+        return overlay.NFD[cp]
+    return unicodedata.normalize("NFD", ch)
+
+
+def combining_class(ch: str) -> int:
+    cp = ord(ch)
+    if cp in overlay.CCC:
+        return overlay.CCC[cp]
+    return unicodedata.combining(ch)
+
+
+def is_nonspacing_mark(ch: str) -> bool:
+    cp = ord(ch)
+    if cp in overlay.MN:
+        return overlay.MN[cp]
+    return unicodedata.category(ch) == "Mn"
+
+
+def strip_accents(chars: list[str]) -> list[str]:
+    """NFD (decompose, then sort each run of combining marks by class), drop Mn."""
+    out = [d for ch in chars for d in nfd_of(ch)]
+    i = 0
+    while i < len(out):
+        j = i
+        while j < len(out) and combining_class(out[j]):
+            j += 1
+        if j - i > 1:
+            out[i:j] = sorted(out[i:j], key=combining_class)  # sorted() is stable
+        i = j + 1
+    return [ch for ch in out if not is_nonspacing_mark(ch)]
 
 
 def lowercase_of(ch: str) -> str:
@@ -68,20 +96,6 @@ def lowercase_of(ch: str) -> str:
     if cp in overlay.LOWER:
         return overlay.LOWER[cp]
     return "\u03c3" if ch == "\u03a3" else ch.lower()
-
-
-def reorder_nonstarters(chars: list[str]) -> list[str]:
-    """NFD canonical ordering for the combining marks that stripping leaves."""
-    out = list(chars)
-    i = 0
-    while i < len(out):
-        j = i
-        while j < len(out) and unicodedata.combining(out[j]):
-            j += 1
-        if j - i > 1:
-            out[i:j] = sorted(out[i:j], key=unicodedata.combining)  # sorted() is stable
-        i = j + 1
-    return out
 
 
 # --- the tokenizer -------------------------------------------------------------
@@ -247,7 +261,7 @@ class WordPieceTokenizer:
             else:
                 chars.append(ch)
         if self.strip_accents:
-            chars = reorder_nonstarters(list("".join(strip_accents_of(ch) for ch in chars)))
+            chars = strip_accents(chars)
         if self.lowercase:
             chars = [lowercase_of(ch) for ch in chars]
         return "".join(chars)

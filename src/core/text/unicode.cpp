@@ -31,7 +31,7 @@ uint8_t unicode_flags(char32_t cp) noexcept {
   return kStage2[kStage1[cp >> 8]][cp & 0xFF];
 }
 
-std::size_t strip_accents_of(char32_t cp, char32_t* out) noexcept {
+std::size_t nfd_of(char32_t cp, char32_t* out) noexcept {
   const char32_t s = cp - 0xAC00;  // Hangul syllables: NFD by formula
   if (cp >= 0xAC00 && s < 11172) {
     out[0] = 0x1100 + s / 588;
@@ -40,9 +40,9 @@ std::size_t strip_accents_of(char32_t cp, char32_t* out) noexcept {
     out[2] = 0x11A7 + s % 28;
     return 3;
   }
-  const MapEntry* e = find_entry(kStripMap, cp);
+  const MapEntry* e = find_entry(kNfdMap, cp);
   if (e == nullptr) { out[0] = cp; return 1; }
-  for (std::size_t k = 0; k < e->len; ++k) out[k] = kStripPool[e->offset + k];
+  for (std::size_t k = 0; k < e->len; ++k) out[k] = kNfdPool[e->offset + k];
   return e->len;
 }
 
@@ -53,10 +53,11 @@ std::size_t lowercase_of(char32_t cp, char32_t* out) noexcept {
   return e->len;
 }
 
-uint8_t reorder_class(char32_t cp) noexcept {
-  const CccEntry* end = kReorderClass + sizeof(kReorderClass) / sizeof(kReorderClass[0]);
+uint8_t combining_class(char32_t cp) noexcept {
+  if (!(unicode_flags(cp) & kNonStarter)) return 0;
+  const CccEntry* end = kCombiningClass + sizeof(kCombiningClass) / sizeof(kCombiningClass[0]);
   const CccEntry* it = std::lower_bound(
-      kReorderClass, end, cp, [](const CccEntry& e, char32_t c) { return e.cp < c; });
+      kCombiningClass, end, cp, [](const CccEntry& e, char32_t c) { return e.cp < c; });
   return (it != end && it->cp == cp) ? it->ccc : 0;
 }
 

@@ -13,9 +13,10 @@ enum UnicodeFlag : uint8_t {
   kRemove = 1,   // dropped by clean_text (NUL, U+FFFD, Cc/Cf/Co except \t\n\r)
   kSpace = 2,    // White_Space
   kPunct = 4,    // ASCII punctuation or category P*
-  kStrip = 8,    // strip_accents (NFD, drop Mn) changes it
+  kNfd = 8,      // NFD decomposes it
   kLower = 16,   // lowercase changes it
-  kReorder = 32  // survives strip_accents and has a non-zero combining class
+  kMn = 32,      // category Mn (strip_accents drops it after NFD)
+  kNonStarter = 64  // non-zero canonical combining class
 };
 
 uint8_t unicode_flags(char32_t cp) noexcept;
@@ -28,13 +29,13 @@ inline bool is_chinese_char(char32_t cp) noexcept {
          (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0x2F800 && cp <= 0x2FA1F);
 }
 
-// Appends what strip_accents makes of cp (0..4 code points) to out; returns
-// the count. Only call when unicode_flags(cp) has kStrip.
-std::size_t strip_accents_of(char32_t cp, char32_t* out) noexcept;
-// Appends the full lowercase of cp (1..3 code points); only for kLower.
+// Writes the canonical decomposition (NFD) of cp to out (at most 8 code
+// points) and returns the count. For kNfd code points; others map to themselves.
+std::size_t nfd_of(char32_t cp, char32_t* out) noexcept;
+// Writes the full lowercase of cp (1..3 code points); for kLower code points.
 std::size_t lowercase_of(char32_t cp, char32_t* out) noexcept;
-// Canonical combining class of a kReorder code point (else 0).
-uint8_t reorder_class(char32_t cp) noexcept;
+// Canonical combining class (0 for starters).
+uint8_t combining_class(char32_t cp) noexcept;
 
 // Decodes one code point at s[i] (i < n), advancing i. Input is valid UTF-8
 // (it comes from a Python str); on a malformed byte returns U+FFFD and

@@ -155,11 +155,11 @@ void WordPieceTokenizer::encode_segment_ascii(std::string_view seg, std::vector<
 
 void WordPieceTokenizer::encode_segment_unicode(std::string_view seg, std::vector<int32_t>& out,
                                                 Scratch& s) const {
-  // 1. clean_text, handle_chinese_chars, strip_accents (in HF's order).
+  // 1. clean_text, handle_chinese_chars, then NFD for strip_accents (in HF's order).
   std::vector<char32_t>& norm = s.norm;
   norm.clear();
   const auto* bytes = reinterpret_cast<const unsigned char*>(seg.data());
-  bool reorder = false;
+  uint8_t seen = 0;  // union of the flags of what went into norm
   char32_t buf[8];
   for (std::size_t i = 0; i < seg.size();) {
     const char32_t cp = utf8_next(bytes, seg.size(), i);
@@ -170,27 +170,33 @@ void WordPieceTokenizer::encode_segment_unicode(std::string_view seg, std::vecto
     }
     const bool cjk = chinese_ && is_chinese_char(cp);
     if (cjk) norm.push_back(U' ');
-    if (strip_ && (f & kStrip)) {
-      const std::size_t n = strip_accents_of(cp, buf);
-      for (std::size_t k = 0; k < n; ++k) reorder |= (unicode_flags(buf[k]) & kReorder) != 0;
+    if (strip_ && (f & kNfd)) {
+      const std::size_t n = nfd_of(cp, buf);
+      for (std::size_t k = 0; k < n; ++k) seen |= unicode_flags(buf[k]);
       norm.insert(norm.end(), buf, buf + n);
     } else {
+      seen |= f;
       norm.push_back(cp);
-      reorder |= strip_ && (f & kReorder);
     }
     if (cjk) norm.push_back(U' ');
   }
-  // NFD's canonical ordering among the non-starters that survive stripping.
-  if (reorder) {
-    for (std::size_t i = 0; i < norm.size();) {
-      std::size_t j = i;
-      while (j < norm.size() && reorder_class(norm[j]) != 0) ++j;
-      if (j - i > 1)
-        std::stable_sort(norm.begin() + i, norm.begin() + j, [](char32_t a, char32_t b) {
-          return reorder_class(a) < reorder_class(b);
-        });
-      i = j + 1;
+  if (strip_) {
+    // NFD's canonical ordering: stable sort of each run of non-starters by class.
+    if (seen & kNonStarter) {
+      for (std::size_t i = 0; i < norm.size();) {
+        std::size_t j = i;
+        while (j < norm.size() && (unicode_flags(norm[j]) & kNonStarter)) ++j;
+        if (j - i > 1)
+          std::stable_sort(norm.begin() + i, norm.begin() + j, [](char32_t a, char32_t b) {
+            return combining_class(a) < combining_class(b);
+          });
+        i = j + 1;
+      }
     }
+    // then drop the non-spacing marks
+    if (seen & kMn)
+      norm.erase(std::remove_if(norm.begin(), norm.end(), [](char32_t c) { return (unicode_flags(c) & kMn) != 0; }),
+                 norm.end());
   }
   // 2. lowercase, then split on whitespace and punctuation, then WordPiece.
   std::string& w = s.word;
