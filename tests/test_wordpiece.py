@@ -257,6 +257,26 @@ def test_models_api_tokenizer(tmp_path, cased_vocab, corpus, prefix, max_chars):
     np.testing.assert_array_equal(got["attention_mask"], [e.attention_mask for e in enc])
 
 
+def test_normalized_added_tokens(tmp_path, json_path, corpus):
+    """Tokens added with tokenizer.add_tokens() (normalized=true: matched in the
+    lowercased, accent-stripped text) next to the special ones."""
+    ref = Tokenizer.from_file(json_path)
+    ref.no_truncation()
+    ref.no_padding()
+    ref.add_tokens(["Hello World", "licence", "Café", "newword", "ΣΑΣ", "中文", "a-b", "GNU General"])
+    path = tmp_path / "tokenizer.json"
+    ref.save(str(path))
+    assert any(t.get("normalized") for t in json.loads(path.read_text())["added_tokens"])
+    texts = corpus[:1500] + text_corpus.EDGE_CASES + [
+        "hello world HELLO WORLD hello  world", "cafe CAFÉ café newwordnewword", "σας ΣΑΣ", "a-b a - b",
+        "[MASK]licence[SEP]", "the gnu general public license"]
+    for tok in (sf.WordPieceTokenizer.from_file(path), reference.WordPieceTokenizer.from_file(path)):
+        assert_same([tok.encode(t) for t in texts], hf_ids(ref, texts), texts, "normalized added tokens")
+        assert tok.vocab_size == ref.get_vocab_size()
+        assert tok.token_to_id("newword") == ref.token_to_id("newword")
+        assert tok.id_to_token(ref.token_to_id("Café")) == "Café"
+
+
 # ------------------------------------------------------------ parity: twin
 
 def test_twin_matches_hf(twin, hf, corpus):

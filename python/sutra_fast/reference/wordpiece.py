@@ -105,13 +105,19 @@ class WordPieceTokenizer:
 
     def __init__(self, vocab: dict, *, unk_token="[UNK]", continuing_subword_prefix="##",
                  max_input_chars_per_word=100, clean_text=True, handle_chinese_chars=True,
-                 strip_accents=None, lowercase=True, added_tokens=(), prefix=(), suffix=(),
+                 strip_accents=None, lowercase=True, added_tokens=(), added_normalized=(), prefix=(), suffix=(),
                  prefix_types=None, suffix_types=None, text_type=0, pad_id=0, path=""):
         self.vocab = dict(vocab)
         self.added_tokens = {}  # content -> id, matched in the raw text
+        self.added_normalized = {}  # content -> id, matched in the normalised text
         for content, tid in added_tokens:
             if content:
+                self.added_normalized.pop(content, None)
                 self.added_tokens[content] = tid
+        for content, tid in added_normalized:
+            if content:
+                self.added_tokens.pop(content, None)
+                self.added_normalized[content] = tid
         self.unk_token = unk_token
         self.continuing_subword_prefix = continuing_subword_prefix
         self.max_input_chars_per_word = max_input_chars_per_word
@@ -129,10 +135,16 @@ class WordPieceTokenizer:
         if unk_token not in self.vocab and unk_token not in self.added_tokens:
             raise ValueError(f"{path}: unk_token {unk_token!r} is not in the vocabulary")
         self.unk_token_id = self.token_to_id(unk_token)
+        # normalised form -> id (the normaliser settings are set above)
+        self._normalized_patterns = {}
+        for content, tid in self.added_normalized.items():
+            form = self.normalize(content)
+            if form:
+                self._normalized_patterns[form] = tid
         self._id_to_token = {}
         for tok, tid in self.vocab.items():
             self._id_to_token[tid] = tok
-        for tok, tid in self.added_tokens.items():
+        for tok, tid in list(self.added_tokens.items()) + list(self.added_normalized.items()):
             self._id_to_token.setdefault(tid, tok)
 
     # -- loading
@@ -180,14 +192,13 @@ class WordPieceTokenizer:
         if pre_name != "BertPreTokenizer":
             raise ValueError(f"{path}: unsupported pre_tokenizer '{pre_name}' "
                              "(only BertPreTokenizer is supported)")
-        added = []
+        added, added_normalized = [], []
         for tok in spec.get("added_tokens") or []:
             # lstrip/rstrip only pull whitespace into the match: no effect on ids here.
-            for flag in ("single_word", "normalized"):
-                if tok.get(flag):
-                    raise ValueError(f"{path}: added token '{tok['content']}' has {flag}=true, "
-                                     "which is not supported")
-            added.append((tok["content"], tok["id"]))
+            if tok.get("single_word"):
+                raise ValueError(f"{path}: added token '{tok['content']}' has single_word=true, "
+                                 "which is not supported")
+            (added_normalized if tok.get("normalized", True) else added).append((tok["content"], tok["id"]))
         prefix, suffix, prefix_types, suffix_types, text_type = [], [], [], [], 0
         post = spec.get("post_processor")
         if post is not None:
@@ -216,7 +227,7 @@ class WordPieceTokenizer:
         return cls(vocab, unk_token=model.get("unk_token", "[UNK]"),
                    continuing_subword_prefix=model.get("continuing_subword_prefix", "##"),
                    max_input_chars_per_word=model.get("max_input_chars_per_word", 100),
-                   added_tokens=added, prefix=prefix, suffix=suffix, prefix_types=prefix_types,
+                   added_tokens=added, added_normalized=added_normalized, prefix=prefix, suffix=suffix, prefix_types=prefix_types,
                    suffix_types=suffix_types, text_type=text_type, pad_id=pad_id, path=path, **opts)
 
     @classmethod
@@ -304,11 +315,12 @@ class WordPieceTokenizer:
             start = end
         return ids
 
-    def split_added_tokens(self, text: str) -> list:
-        """Raw text -> pieces: str (to tokenize) or int (an added token's id), leftmost-longest."""
-        if not self.added_tokens:
+    @staticmethod
+    def split_on(text: str, tokens: dict) -> list:
+        """text -> pieces: str (to tokenize) or int (the id of a token of `tokens`), leftmost-longest."""
+        if not tokens:
             return [text]
-        by_length = sorted(self.added_tokens, key=len, reverse=True)
+        by_length = sorted(tokens, key=len, reverse=True)
         pieces, start, i = [], 0, 0
         while i < len(text):
             hit = next((t for t in by_length if text.startswith(t, i)), None)
@@ -316,7 +328,7 @@ class WordPieceTokenizer:
                 i += 1
                 continue
             pieces.append(text[start:i])
-            pieces.append(self.added_tokens[hit])
+            pieces.append(tokens[hit])
             i += len(hit)
             start = i
         pieces.append(text[start:])
@@ -327,12 +339,16 @@ class WordPieceTokenizer:
             raise TypeError(f"text must be a str, got {type(text).__name__}")
         text.encode("utf-8")  # a lone surrogate raises UnicodeEncodeError (a ValueError)
         ids = []
-        for piece in self.split_added_tokens(text):
+        for piece in self.split_on(text, self.added_tokens):  # special tokens in the raw text
             if isinstance(piece, int):
                 ids.append(piece)
                 continue
-            for word in self.pre_tokenize(self.normalize(piece)):
-                ids.extend(self.wordpiece(word))
+            for part in self.split_on(self.normalize(piece), self._normalized_patterns):
+                if isinstance(part, int):
+                    ids.append(part)
+                    continue
+                for word in self.pre_tokenize(part):
+                    ids.extend(self.wordpiece(word))
         return ids
 
     # -- public API
@@ -376,11 +392,13 @@ class WordPieceTokenizer:
 
     @property
     def vocab_size(self) -> int:
-        return len(set(self.vocab) | set(self.added_tokens))
+        return len(set(self.vocab) | set(self.added_tokens) | set(self.added_normalized))
 
     def token_to_id(self, token: str) -> Optional[int]:
         if token in self.added_tokens:
             return self.added_tokens[token]
+        if token in self.added_normalized:
+            return self.added_normalized[token]
         return self.vocab.get(token)
 
     def id_to_token(self, id: int) -> Optional[str]:

@@ -19,6 +19,7 @@ struct WordPieceTokenizer::Scratch {
   std::string word;                // the current word, UTF-8
   std::vector<uint32_t> offsets;   // byte offset of each char of `word`, plus the end
   std::vector<char32_t> norm;      // normalised code points of a non-ASCII segment
+  std::vector<char32_t> lowered;   // the same, lowercased (normalized added tokens)
   std::vector<int32_t> ids;
 };
 
@@ -53,17 +54,22 @@ void WordPieceTokenizer::add_vocab(const std::string& token, int32_t id) {
   id_to_token_[id] = token;
 }
 
-void WordPieceTokenizer::add_added_token(const std::string& content, int32_t id) {
+void WordPieceTokenizer::add_added_token(const std::string& content, int32_t id, bool normalized) {
   if (content.empty()) return;  // HF ignores empty added tokens
-  for (auto& a : added_)
-    if (a.content == content) { a.id = id; return; }
-  added_.push_back({content, id});
+  for (auto* list : {&added_, &added_normalized_})
+    for (auto it = list->begin(); it != list->end(); ++it)
+      if (it->content == content) { list->erase(it); break; }
+  (normalized ? added_normalized_ : added_).push_back({content, id, {}});
 }
 
 void WordPieceTokenizer::finish() {
   // Added tokens that are not in the model vocabulary still count.
   vocab_size_ = start_.size();
-  for (const auto& a : added_) {
+  std::vector<const AddedToken*> all;
+  for (const auto& a : added_) all.push_back(&a);
+  for (const auto& a : added_normalized_) all.push_back(&a);
+  for (const AddedToken* pa : all) {
+    const AddedToken& a = *pa;
     if (start_.find(a.content) < 0) {
       ++vocab_size_;
       if (static_cast<std::size_t>(a.id) >= id_to_token_.size()) id_to_token_.resize(a.id + 1);
@@ -73,6 +79,24 @@ void WordPieceTokenizer::finish() {
   std::stable_sort(added_.begin(), added_.end(), [](const AddedToken& a, const AddedToken& b) {
     return a.content.size() > b.content.size();
   });
+  // Normalized added tokens: match their normalised, lowercased form.
+  {
+    std::vector<char32_t> norm;
+    char32_t buf[4];
+    for (auto& a : added_normalized_) {
+      normalize(a.content, norm);
+      a.code_points.clear();
+      for (const char32_t cp : norm) {
+        if (lower_ && (unicode_flags(cp) & kLower)) a.code_points.insert(a.code_points.end(), buf, buf + lowercase_of(cp, buf));
+        else a.code_points.push_back(cp);
+      }
+    }
+    added_normalized_.erase(std::remove_if(added_normalized_.begin(), added_normalized_.end(),
+                                           [](const AddedToken& a) { return a.code_points.empty(); }),
+                            added_normalized_.end());
+    std::stable_sort(added_normalized_.begin(), added_normalized_.end(),
+                     [](const AddedToken& a, const AddedToken& b) { return a.code_points.size() > b.code_points.size(); });
+  }
   std::fill(std::begin(added_first_byte_), std::end(added_first_byte_), false);
   for (const auto& a : added_) added_first_byte_[static_cast<unsigned char>(a.content[0])] = true;
   for (unsigned c = 0; c < 128; ++c) {
@@ -87,8 +111,9 @@ void WordPieceTokenizer::finish() {
 }
 
 int32_t WordPieceTokenizer::token_to_id(std::string_view token) const noexcept {
-  for (const auto& a : added_)
-    if (a.content == token) return a.id;
+  for (const auto* list : {&added_, &added_normalized_})
+    for (const auto& a : *list)
+      if (a.content == token) return a.id;
   return start_.find(token);
 }
 
@@ -153,10 +178,10 @@ void WordPieceTokenizer::encode_segment_ascii(std::string_view seg, std::vector<
   wordpiece(w.data(), nullptr, w.size(), out);
 }
 
-void WordPieceTokenizer::encode_segment_unicode(std::string_view seg, std::vector<int32_t>& out,
-                                                Scratch& s) const {
-  // 1. clean_text, handle_chinese_chars, then NFD for strip_accents (in HF's order).
-  std::vector<char32_t>& norm = s.norm;
+// BertNormalizer up to (not including) lowercase: clean_text,
+// handle_chinese_chars, then strip_accents = NFD (decompose, canonically
+// reorder) and drop Mn -- in HF's order. Replaces the contents of norm.
+void WordPieceTokenizer::normalize(std::string_view seg, std::vector<char32_t>& norm) const {
   norm.clear();
   const auto* bytes = reinterpret_cast<const unsigned char*>(seg.data());
   uint8_t seen = 0;  // union of the flags of what went into norm
@@ -180,25 +205,29 @@ void WordPieceTokenizer::encode_segment_unicode(std::string_view seg, std::vecto
     }
     if (cjk) norm.push_back(U' ');
   }
-  if (strip_) {
-    // NFD's canonical ordering: stable sort of each run of non-starters by class.
-    if (seen & kNonStarter) {
-      for (std::size_t i = 0; i < norm.size();) {
-        std::size_t j = i;
-        while (j < norm.size() && (unicode_flags(norm[j]) & kNonStarter)) ++j;
-        if (j - i > 1)
-          std::stable_sort(norm.begin() + i, norm.begin() + j, [](char32_t a, char32_t b) {
-            return combining_class(a) < combining_class(b);
-          });
-        i = j + 1;
-      }
+  if (!strip_) return;
+  // NFD's canonical ordering: stable sort of each run of non-starters by class.
+  if (seen & kNonStarter) {
+    for (std::size_t i = 0; i < norm.size();) {
+      std::size_t j = i;
+      while (j < norm.size() && (unicode_flags(norm[j]) & kNonStarter)) ++j;
+      if (j - i > 1)
+        std::stable_sort(norm.begin() + i, norm.begin() + j, [](char32_t a, char32_t b) {
+          return combining_class(a) < combining_class(b);
+        });
+      i = j + 1;
     }
-    // then drop the non-spacing marks
-    if (seen & kMn)
-      norm.erase(std::remove_if(norm.begin(), norm.end(), [](char32_t c) { return (unicode_flags(c) & kMn) != 0; }),
-                 norm.end());
   }
-  // 2. lowercase, then split on whitespace and punctuation, then WordPiece.
+  // then drop the non-spacing marks
+  if (seen & kMn)
+    norm.erase(std::remove_if(norm.begin(), norm.end(), [](char32_t c) { return (unicode_flags(c) & kMn) != 0; }),
+               norm.end());
+}
+
+// Lowercases (when `lower`), splits on whitespace and punctuation
+// (BertPreTokenizer) and runs WordPiece on each word.
+void WordPieceTokenizer::pretokenize(const char32_t* text, std::size_t n, bool lower, std::vector<int32_t>& out,
+                                     Scratch& s) const {
   std::string& w = s.word;
   std::vector<uint32_t>& off = s.offsets;
   w.clear();
@@ -223,10 +252,12 @@ void WordPieceTokenizer::encode_segment_unicode(std::string_view seg, std::vecto
       utf8_append(w, c);
     }
   };
-  for (const char32_t cp : norm) {
-    if (lower_ && (unicode_flags(cp) & kLower)) {
-      const std::size_t n = lowercase_of(cp, buf);
-      for (std::size_t k = 0; k < n; ++k) take(buf[k]);
+  char32_t buf[4];
+  for (std::size_t i = 0; i < n; ++i) {
+    const char32_t cp = text[i];
+    if (lower && (unicode_flags(cp) & kLower)) {
+      const std::size_t k = lowercase_of(cp, buf);
+      for (std::size_t j = 0; j < k; ++j) take(buf[j]);
     } else {
       take(cp);
     }
@@ -234,9 +265,47 @@ void WordPieceTokenizer::encode_segment_unicode(std::string_view seg, std::vecto
   flush();
 }
 
+void WordPieceTokenizer::encode_segment_unicode(std::string_view seg, std::vector<int32_t>& out,
+                                                Scratch& s) const {
+  normalize(seg, s.norm);
+  pretokenize(s.norm.data(), s.norm.size(), lower_, out, s);
+}
+
+// Added tokens with normalized=true are matched in the normalised text (and
+// their contents were normalised the same way at load).
+void WordPieceTokenizer::encode_segment_matching_normalized(std::string_view seg, std::vector<int32_t>& out,
+                                                            Scratch& s) const {
+  normalize(seg, s.norm);
+  std::vector<char32_t>& text = s.lowered;
+  text.clear();
+  char32_t buf[4];
+  for (const char32_t cp : s.norm) {
+    if (lower_ && (unicode_flags(cp) & kLower)) text.insert(text.end(), buf, buf + lowercase_of(cp, buf));
+    else text.push_back(cp);
+  }
+  std::size_t piece = 0;
+  for (std::size_t i = 0; i < text.size();) {
+    const AddedToken* hit = nullptr;
+    for (const auto& a : added_normalized_) {  // longest first
+      if (a.code_points.size() <= text.size() - i &&
+          std::equal(a.code_points.begin(), a.code_points.end(), text.begin() + i)) {
+        hit = &a;
+        break;
+      }
+    }
+    if (hit == nullptr) { ++i; continue; }
+    pretokenize(text.data() + piece, i - piece, false, out, s);
+    out.push_back(hit->id);
+    i += hit->code_points.size();
+    piece = i;
+  }
+  pretokenize(text.data() + piece, text.size() - piece, false, out, s);
+}
+
 void WordPieceTokenizer::encode_segment(std::string_view seg, std::vector<int32_t>& out,
                                         Scratch& s) const {
-  if (is_ascii(seg.data(), seg.size())) encode_segment_ascii(seg, out, s);
+  if (!added_normalized_.empty()) encode_segment_matching_normalized(seg, out, s);
+  else if (is_ascii(seg.data(), seg.size())) encode_segment_ascii(seg, out, s);
   else encode_segment_unicode(seg, out, s);
 }
 

@@ -81,16 +81,20 @@ class WordPieceTokenizer {
   struct AddedToken {
     std::string content;
     int32_t id;
+    std::vector<char32_t> code_points;  // normalized tokens: the normalised content
   };
 
   void finish();  // builds derived tables after the fields are set
   void add_vocab(const std::string& token, int32_t id);
-  void add_added_token(const std::string& content, int32_t id);
+  void add_added_token(const std::string& content, int32_t id, bool normalized = false);
   friend struct TokenizerLoader;
   void encode_into(std::string_view text, std::vector<int32_t>& out, Scratch& s) const;
   void encode_segment(std::string_view seg, std::vector<int32_t>& out, Scratch& s) const;
   void encode_segment_ascii(std::string_view seg, std::vector<int32_t>& out, Scratch& s) const;
   void encode_segment_unicode(std::string_view seg, std::vector<int32_t>& out, Scratch& s) const;
+  void encode_segment_matching_normalized(std::string_view seg, std::vector<int32_t>& out, Scratch& s) const;
+  void normalize(std::string_view seg, std::vector<char32_t>& norm) const;
+  void pretokenize(const char32_t* text, std::size_t n, bool lower, std::vector<int32_t>& out, Scratch& s) const;
   void wordpiece(const char* word, const uint32_t* offsets, std::size_t nchars,
                  std::vector<int32_t>& out) const;
   std::vector<int32_t> encode_truncated(std::string_view text, std::size_t max_length,
@@ -101,7 +105,8 @@ class WordPieceTokenizer {
   VocabMap continuing_;  // tokens that start with the prefix, keyed without it
   std::vector<std::string> id_to_token_;
   std::size_t vocab_size_ = 0;
-  std::vector<AddedToken> added_;  // matched in the raw text, longest first
+  std::vector<AddedToken> added_;             // matched in the raw text, longest first
+  std::vector<AddedToken> added_normalized_;  // matched in the normalised text, longest first
   bool added_first_byte_[256] = {};
 
   // normaliser / model settings

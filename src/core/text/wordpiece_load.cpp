@@ -114,14 +114,12 @@ struct TokenizerLoader {
       const int32_t id = as_id(member(tok, "id", Json::Type::Number, path, "added token"), path, "added token id");
       // lstrip/rstrip only move whitespace into the match, and whitespace
       // yields no tokens after BertPreTokenizer: they do not change ids.
-      for (const char* opt : {"single_word", "normalized"}) {
-        if (flag(tok, opt, false, path, "added token"))
-          bad(path, "added token '" + content + "' has " + opt +
-                        "=true, which is not supported (only added tokens matched in the raw text)");
-      }
+      if (flag(tok, "single_word", false, path, "added token"))
+        bad(path, "added token '" + content + "' has single_word=true, which is not supported");
       flag(tok, "lstrip", false, path, "added token");
       flag(tok, "rstrip", false, path, "added token");
-      t.add_added_token(content, id);
+      // HF's default for a missing "normalized" is true (AddedToken::default)
+      t.add_added_token(content, id, flag(tok, "normalized", true, path, "added token"));
     }
   }
 };
