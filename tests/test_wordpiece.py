@@ -395,6 +395,20 @@ def test_encode_batch_threads_agree(ours, corpus):
         np.testing.assert_array_equal(one[key], two[key])
 
 
+def test_concurrent_callers(ours, corpus):
+    """Several Python threads encoding at once (GIL released, pool shared)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    chunks = [corpus[i:i + 300] for i in range(0, 2400, 300)]
+    want = [ours.encode_batch(c, max_length=128)["input_ids"] for c in chunks]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda c: ours.encode_batch(c, max_length=128)["input_ids"], chunks))
+        singles = list(pool.map(ours.encode, corpus[:500]))
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+    assert singles == [ours.encode(t) for t in corpus[:500]]
+
+
 def test_unpadded_rows(ours):
     out = ours.encode_batch(["one two three", "x"], pad=False, max_length=4)
     assert [r.tolist() for r in out["input_ids"]] == [ours.encode("one two")[:3] + [102], ours.encode("x")]
