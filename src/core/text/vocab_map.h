@@ -41,16 +41,18 @@ class VocabMap {
     }
   }
 
-  // The id of key, or -1.
+  // The id of key, or -1. Probes the compact 16-bit tag array first (it
+  // stays in cache; most failed lookups of the greedy match end there).
   int32_t find(std::string_view key) const noexcept {
     if (slots_.empty()) return -1;
     const uint64_t h = hash_bytes(key.data(), key.size());
-    const uint32_t tag = static_cast<uint32_t>(h >> 32);
+    const uint16_t small = short_tag(h);
     for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
+      const uint16_t t = tags_[i];
+      if (t == 0) return -1;
+      if (t != small) continue;
       const Slot& s = slots_[i];
-      if (s.id < 0) return -1;
-      if (s.tag == tag && s.len == key.size() &&
-          std::memcmp(arena_.data() + s.offset, key.data(), key.size()) == 0)
+      if (s.len == key.size() && std::memcmp(arena_.data() + s.offset, key.data(), key.size()) == 0)
         return s.id;
     }
   }
@@ -65,6 +67,8 @@ class VocabMap {
     uint32_t len = 0;
     int32_t id = -1;  // -1: empty
   };
+
+  static uint16_t short_tag(uint64_t h) noexcept { return static_cast<uint16_t>((h >> 48) | 1); }
 
   Slot* lookup(std::string_view key, uint64_t h) noexcept {
     const uint32_t tag = static_cast<uint32_t>(h >> 32);
@@ -82,6 +86,7 @@ class VocabMap {
     s.offset = static_cast<uint32_t>(arena_.size());
     s.len = static_cast<uint32_t>(key.size());
     s.id = id;
+    tags_[&s - slots_.data()] = short_tag(h);
     arena_.append(key.data(), key.size());
     if (key.size() > max_len_) max_len_ = key.size();
   }
@@ -89,18 +94,20 @@ class VocabMap {
   void grow() {
     std::vector<Slot> old = std::move(slots_);
     slots_.assign(old.empty() ? 64 : old.size() * 2, Slot{});
+    tags_.assign(slots_.size(), 0);
     mask_ = slots_.size() - 1;
     for (const Slot& s : old) {
       if (s.id < 0) continue;
       const std::string_view key(arena_.data() + s.offset, s.len);
       const uint64_t h = hash_bytes(key.data(), key.size());
       for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
-        if (slots_[i].id < 0) { slots_[i] = s; break; }
+        if (slots_[i].id < 0) { slots_[i] = s; tags_[i] = short_tag(h); break; }
       }
     }
   }
 
   std::vector<Slot> slots_;
+  std::vector<uint16_t> tags_;  // 0: empty slot
   std::string arena_;
   std::size_t mask_ = 0;
   std::size_t count_ = 0;
