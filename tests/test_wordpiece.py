@@ -486,6 +486,44 @@ def test_malformed_json(tmp_path):
         sf.WordPieceTokenizer.from_file(path)
 
 
+_SMALL_JSON = json.dumps({
+    "version": "1.0", "added_tokens": [{"id": 1, "content": "[CLS]", "single_word": False, "lstrip": False,
+                                        "rstrip": False, "normalized": False, "special": True}],
+    "normalizer": {"type": "BertNormalizer", "clean_text": True, "handle_chinese_chars": True,
+                   "strip_accents": None, "lowercase": True},
+    "pre_tokenizer": {"type": "BertPreTokenizer"},
+    "post_processor": {"type": "BertProcessing", "sep": ["[SEP]", 2], "cls": ["[CLS]", 1]},
+    "model": {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##",
+              "max_input_chars_per_word": 100, "vocab": {"[UNK]": 0, "[CLS]": 1, "[SEP]": 2, "a\u00e9": 3}},
+})
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_corrupt_json_never_crashes(tmp_path_factory, data):
+    """Truncated / mutated tokenizer.json: it loads or raises ValueError, nothing else."""
+    raw = bytearray(_SMALL_JSON.encode())
+    cut = data.draw(st.integers(0, len(raw)))
+    for _ in range(data.draw(st.integers(0, 4))):
+        i = data.draw(st.integers(0, len(raw) - 1))
+        raw[i] = data.draw(st.integers(0, 255))
+    raw = raw[:cut] if data.draw(st.booleans()) else raw
+    path = tmp_path_factory.mktemp("corrupt") / "tokenizer.json"
+    path.write_bytes(bytes(raw))
+    try:
+        tok = sf.WordPieceTokenizer.from_file(path)
+    except ValueError:
+        return
+    tok.encode("aé [CLS] x")
+
+
+def test_deeply_nested_json(tmp_path):
+    path = tmp_path / "tokenizer.json"
+    path.write_text("[" * 100_000)
+    with pytest.raises(ValueError, match="deep"):
+        sf.WordPieceTokenizer.from_file(path)
+
+
 def test_unk_missing(tmp_path):
     path = tmp_path / "vocab.txt"
     path.write_text("[CLS]\n[SEP]\nhello\n")
