@@ -62,7 +62,7 @@ def twin(json_path):
 @pytest.fixture(scope="session")
 def corpus():
     texts = text_corpus.real_corpus()
-    assert len(texts) > 10_000 and sum(map(len, texts)) > 2_000_000
+    assert len(texts) > 7000 and sum(map(len, texts)) > 1_500_000
     return texts
 
 

@@ -13,6 +13,8 @@ import errno
 import os
 from typing import Optional, Sequence, Union
 
+import numpy as np
+
 from sutra_fast import _core
 
 __all__ = ["WordPieceTokenizer"]
@@ -153,7 +155,6 @@ class WordPieceTokenizer:
         if pad:
             return self._tok.encode_batch(texts, limit, left)
         ids = self._tok.encode_many(texts, limit, left)
-        import numpy as np
         return {
             "input_ids": ids,
             "attention_mask": [np.ones_like(row) for row in ids],
