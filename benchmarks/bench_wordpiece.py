@@ -1,12 +1,13 @@
-"""Tokenizer throughput, single thread: sutra_fast vs HF tokenizers vs the twin.
+"""WordPiece tokenization, single thread: sutra_fast vs HF tokenizers vs the Python twin.
 
 Texts: the real corpus of tests/text_corpus.py (Debian licence/copyright
-paragraphs + standard-library docstrings, ~1.3 M tokens), encoded in batches of
-64 texts; ids are checked equal before timing.
+paragraphs + every standard-library docstring, ~14,700 texts, ~1.3 M tokens),
+encoded in batches of 64 texts with the real all-MiniLM-L6-v2 tokenizer.json;
+ids are checked equal before timing. Every contender does the same work.
 
-    PYTHONPATH=python pytest benchmarks/bench_wordpiece.py            # pytest-benchmark table
-    PYTHONPATH=python python benchmarks/bench_wordpiece.py            # tokens/s table
-    SUTRA_BENCH_TINY=1 PYTHONPATH=python pytest benchmarks/bench_wordpiece.py --benchmark-disable
+    python benchmarks/report.py wordpiece                      # table into BENCHMARKS.md
+    python -m pytest benchmarks/bench_wordpiece.py --benchmark-enable --benchmark-only
+    python benchmarks/bench_wordpiece.py                       # tokens/s table, interleaved rounds
 """
 from __future__ import annotations
 
@@ -26,109 +27,93 @@ import text_corpus  # noqa: E402
 import sutra_fast as sf  # noqa: E402
 from sutra_fast import reference  # noqa: E402
 
-TINY = bool(os.environ.get("SUTRA_BENCH_TINY"))
 BATCH = 64
-TWIN_SHARE = 20  # the twin gets 1/20 of the texts (it is ~50x slower); tokens/s stays comparable
+GROUP = "wordpiece: real corpus, batches of 64, 1 thread"
 
 
-def load_texts() -> list[str]:
-    if TINY:
+def load_texts(quick: bool) -> list[str]:
+    if quick:
         return text_corpus.licence_texts(max_chars=20_000) + text_corpus.stdlib_docstrings(50)
     return text_corpus.real_corpus()
 
 
-def batches(texts):
-    return [texts[i:i + BATCH] for i in range(0, len(texts), BATCH)]
-
-
-def make_runners(path, texts):
+def make_contenders(texts):
     from tokenizers import Tokenizer
 
+    path = os.path.join(text_corpus.minilm_model_dir(), "tokenizer.json")
     hf = Tokenizer.from_file(path)
     hf.no_truncation()
     hf.no_padding()
     ours = sf.WordPieceTokenizer.from_file(path)
     twin = reference.WordPieceTokenizer.from_file(path)
-    full = batches(texts)
-    part = batches(texts[::TWIN_SHARE])
+    batches = [texts[i:i + BATCH] for i in range(0, len(texts), BATCH)]
 
-    def run_ours(bs):
-        for b in bs:
+    def run_ours():
+        for b in batches:
             ours.encode_batch(b)  # padded int64 arrays, what the Embedder consumes
 
-    def run_hf(bs):
-        for b in bs:
+    def run_hf():
+        for b in batches:
             hf.encode_batch(b)
 
-    def run_twin(bs):
-        for b in bs:
+    def run_twin():
+        for b in batches:
             twin.encode_batch(b)
 
-    def count(bs):
-        return sum(len(e.ids) for b in bs for e in hf.encode_batch(b))
-
-    # Same ids before racing.
-    for b in full[:20] + part[:5]:
+    # Same ids before racing (the twin on a sample: it is slow).
+    for i, b in enumerate(batches):
         want = [e.ids for e in hf.encode_batch(b)]
         assert [r.tolist() for r in ours.encode_batch(b, pad=False)["input_ids"]] == want
-    for b in part[:2]:
-        assert [r.tolist() for r in twin.encode_batch(b, pad=False)["input_ids"]] == \
-            [e.ids for e in hf.encode_batch(b)]
-    return {
-        "sutra_fast": (run_ours, full, count(full)),
-        "hf_tokenizers": (run_hf, full, count(full)),
-        "reference_twin": (run_twin, part, count(part)),
-    }
+        if i % 20 == 0:
+            assert [r.tolist() for r in twin.encode_batch(b, pad=False)["input_ids"]] == want
+    tokens = sum(len(e.ids) for b in batches for e in hf.encode_batch(b))
+    return {"sutra_fast": run_ours, "HF tokenizers": run_hf, "Python twin": run_twin}, tokens
 
 
 @pytest.fixture(scope="module")
-def runners():
-    before = sf.get_num_threads()
-    sf.set_num_threads(1)
-    path = os.path.join(text_corpus.minilm_model_dir(), "tokenizer.json")
-    yield make_runners(path, load_texts())
-    sf.set_num_threads(before)
+def contenders(quick):
+    return make_contenders(load_texts(quick))
 
 
-@pytest.mark.parametrize("impl", ["sutra_fast", "hf_tokenizers", "reference_twin"])
-def test_tokenize_single_thread(benchmark, runners, impl):
-    fn, data, tokens = runners[impl]
-    benchmark.group = "wordpiece single thread (batches of 64)"
+@pytest.mark.benchmark(group=GROUP)
+@pytest.mark.parametrize("name", ["sutra_fast", "HF tokenizers", "Python twin"])
+def test_wordpiece(benchmark, contenders, name):
+    fns, tokens = contenders
+    benchmark.extra_info["contender"] = name
     benchmark.extra_info["tokens"] = tokens
-    benchmark.pedantic(fn, args=(data,), rounds=1 if impl == "reference_twin" or TINY else 3, iterations=1)
+    if name == "sutra_fast":
+        benchmark(fns[name])
+    else:  # seconds per round: a few rounds are enough
+        benchmark.pedantic(fns[name], rounds=1 if name == "Python twin" else 3, iterations=1)
     if benchmark.stats is not None:
-        benchmark.extra_info["tokens_per_s"] = tokens / benchmark.stats.stats.min
+        benchmark.extra_info["tokens_per_s"] = tokens / benchmark.stats.stats.median
 
 
 def main() -> None:
+    """Tokens/s, interleaved best-of-5 rounds (robust on a shared machine)."""
     sf.set_num_threads(1)
-    path = os.path.join(text_corpus.minilm_model_dir(), "tokenizer.json")
-    texts = load_texts()
-    rs = make_runners(path, texts)
-    print(f"{len(texts)} texts, {rs['hf_tokenizers'][2]} tokens, batches of {BATCH}, 1 thread")
-    # Interleaved rounds, best of each: the machine may be shared, and load
-    # changing between two back-to-back blocks would skew the ratio.
-    best = {name: float("inf") for name in rs}
+    texts = load_texts(quick=False)
+    fns, tokens = make_contenders(texts)
+    print(f"{len(texts)} texts, {tokens} tokens, batches of {BATCH}, 1 thread")
+    best = {name: float("inf") for name in fns}
     for round_ in range(5):
-        for name, (fn, data, tokens) in rs.items():
-            if name == "reference_twin" and round_ > 0:
+        for name, fn in fns.items():
+            if name == "Python twin" and round_ > 0:
                 continue
             t0 = time.perf_counter()
-            fn(data)
+            fn()
             best[name] = min(best[name], time.perf_counter() - t0)
-    rates = {name: rs[name][2] / best[name] for name in rs}
+    rates = {name: tokens / t for name, t in best.items()}
     print(f"{'implementation':<16} {'M tokens/s':>11} {'vs HF':>7}")
     for name, rate in rates.items():
-        print(f"{name:<16} {rate / 1e6:>11.2f} {rate / rates['hf_tokenizers']:>6.1f}x")
-    # Also: the same batches spread over every core.
+        print(f"{name:<16} {rate / 1e6:>11.2f} {rate / rates['HF tokenizers']:>6.1f}x")
     n = sf.cpu_info()["default_num_threads"]
-    if n > 1:
-        fn, data, tokens = rs["sutra_fast"]
+    if n > 1:  # the same batches over every core
         sf.set_num_threads(n)
         t = float("inf")
         for _ in range(5):
             t0 = time.perf_counter()
-            fn(data)
+            fns["sutra_fast"]()
             t = min(t, time.perf_counter() - t0)
         sf.set_num_threads(1)
         print(f"sutra_fast, {n} threads: {tokens / t / 1e6:.2f} M tokens/s")
