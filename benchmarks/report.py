@@ -21,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "BENCHMARKS.md"
-SUITES = {"kernels": "benchmarks/bench_kernels.py"}
+SUITES = {"kernels": "benchmarks/bench_kernels.py", "wordpiece": "benchmarks/bench_wordpiece.py"}
 OURS = "sutra_fast"
 
 
