@@ -1,14 +1,16 @@
-"""RWKV-7 decode / prefill / load speed: sutra_fast (fp32, bf16, int8; 1 and 2
-threads) vs the `rwkv` package (cpu fp32 / bf16) vs the numpy twin.
+"""RWKV-7 decode / prefill / load: sutra_fast (fp32, bf16, int8) vs the `rwkv`
+package (cpu fp32 / bf16, the reference users would otherwise run) vs the numpy twin.
 
-    # pytest-benchmark, 0.1B World shape (random weights made on the fly)
-    PYTHONPATH=python python -m pytest benchmarks/bench_rwkv.py
-    # quick functional run at a tiny shape
-    PYTHONPATH=python python -m pytest benchmarks/bench_rwkv.py --benchmark-disable
-    # markdown tables for BENCHMARKS.md (one fresh process per row, with peak RSS)
-    PYTHONPATH=python python benchmarks/bench_rwkv.py [--shape 0b1|0b4|mid|tiny]
+Random-weight checkpoint with the real 0.1B World layout (12 x 768, vocab 65536),
+made on the fly; under ``--benchmark-disable`` (or SUTRA_BENCH_QUICK) a tiny shape.
+One thread for every contender (benchmarks/conftest.py; SUTRA_BENCH_THREADS=2 for two).
 
-SUTRA_BENCH_RWKV_SHAPE=tiny|mid|0b1|0b4 picks the shape for the pytest run.
+    python benchmarks/report.py rwkv                        # table into BENCHMARKS.md
+    python -m pytest benchmarks/bench_rwkv.py --benchmark-enable --benchmark-only
+    python benchmarks/bench_rwkv.py [--shape 0b1|0b4|mid|tiny]   # tok/s, GB/s, load, RSS;
+                                                                # 1 and 2 threads, a process per row
+
+SUTRA_BENCH_RWKV_SHAPE=tiny|mid|0b1|0b4 picks the shape of the pytest run.
 """
 from __future__ import annotations
 
@@ -18,34 +20,30 @@ import resource
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 os.environ.setdefault("RWKV_V7_ON", "1")  # before any import of rwkv.model
 
-import numpy as np
-import pytest
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import rwkv_checkpoints as rc  # noqa: E402
 
 SHAPES = {"tiny": rc.TINY, "mid": rc.MID, "0b1": rc.WORLD_0B1, "0b4": rc.WORLD_0B4}
 PREFILL = 512
+PACKAGE = "rwkv 0.8.32"
 
+# The package scripts functions with torch.jit, which torch flags as deprecated.
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script:DeprecationWarning")
 
 
-def _shape_name(config) -> str:
-    name = os.environ.get("SUTRA_BENCH_RWKV_SHAPE")
-    if name:
-        return name
-    return "tiny" if config.getoption("benchmark_disable", False) else "0b1"
-
-
 @pytest.fixture(scope="module")
-def shape_and_path(request, tmp_path_factory):
-    name = _shape_name(request.config)
+def shape_and_path(quick, tmp_path_factory):
+    name = "tiny" if quick else os.environ.get("SUTRA_BENCH_RWKV_SHAPE", "0b1")
     path = rc.make_checkpoint(tmp_path_factory.mktemp("bench_rwkv"), SHAPES[name], seed=0, fmt="pth")
-    return SHAPES[name], path
+    return name, SHAPES[name], path
 
 
 def _tokens(vocab, n, seed=0):
@@ -56,22 +54,22 @@ def _prefill_len(shape):
     return PREFILL if shape.n_embd >= 512 else 64
 
 
-# ------------------------------------------------------------------ engines
+# ------------------------------------------------------------------ contenders
 
-def _sutra(path, dtype, threads):
+def _sutra(path, dtype):
     import sutra_fast as sf
 
-    sf.set_num_threads(threads)
     gen = sf.Generator.load(path, dtype=dtype)
     state = gen.new_state()
     return (lambda toks: gen.forward(toks, state)), gen
 
 
-def _package(path, dtype, threads):
+def _package(path, dtype, threads=None):
     import torch
-    import warnings
 
-    torch.set_num_threads(threads)
+    import sutra_fast as sf
+
+    torch.set_num_threads(threads or sf.get_num_threads())
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "`torch.jit.script", DeprecationWarning)
         from rwkv.model import RWKV
@@ -96,55 +94,69 @@ def _twin(path):
     return (lambda toks: ref.forward(toks, st)), ref
 
 
-CASES = [("sutra", "fp32", 1), ("sutra", "fp32", 2), ("sutra", "bf16", 1), ("sutra", "bf16", 2),
-         ("sutra", "int8", 1), ("sutra", "int8", 2), ("rwkv", "fp32", 1), ("rwkv", "bf16", 1),
-         ("twin", "fp32", 1)]
+# (our dtype, contender, contender's dtype): the package has no int8 for RWKV-7,
+# so int8 races the package's fp32 (what a user would otherwise run).
+CASES = [("fp32", "sutra_fast", "fp32"), ("fp32", PACKAGE, "fp32"), ("fp32", "numpy twin", "fp32"),
+         ("bf16", "sutra_fast", "bf16"), ("bf16", PACKAGE, "bf16"),
+         ("int8", "sutra_fast", "int8"), ("int8", PACKAGE, "fp32")]
+IDS = [f"{d}-{c.split()[0]}" for d, c, _ in CASES]
 
 
-def _make(engine, path, dtype, threads):
-    if engine == "sutra":
-        return _sutra(path, dtype, threads)[0]
-    if engine == "rwkv":
-        return _package(path, dtype, threads)[0]
+def _label(who, dtype):
+    return f"{PACKAGE} cpu {dtype}" if who == PACKAGE else who
+
+
+def _make(who, path, dtype):
+    if who == "sutra_fast":
+        return _sutra(path, dtype)[0]
+    if who == PACKAGE:
+        return _package(path, dtype)[0]
     return _twin(path)[0]
 
 
-@pytest.mark.parametrize("engine,dtype,threads", CASES, ids=[f"{e}-{d}-t{t}" for e, d, t in CASES])
-def test_decode(benchmark, shape_and_path, engine, dtype, threads):
-    shape, path = shape_and_path
-    step = _make(engine, path, dtype, threads)
+@pytest.mark.parametrize("ours,who,dtype", CASES, ids=IDS)
+def test_decode(benchmark, shape_and_path, ours, who, dtype):
+    name, shape, path = shape_and_path
+    step = _make(who, path, dtype)
     toks = iter(_tokens(shape.vocab, 100000, seed=1))
     step([next(toks)])  # warm-up (torch.jit, page faults)
-    benchmark.extra_info["unit"] = "one decoded token"
-    benchmark.pedantic(lambda: step([next(toks)]), rounds=20 if engine != "twin" else 3, iterations=1)
+    benchmark.group = f"rwkv-7 {name}: decode one token, {ours} weights"
+    benchmark.extra_info["contender"] = _label(who, dtype)
+    benchmark.pedantic(lambda: step([next(toks)]), rounds=20 if who != "numpy twin" else 3,
+                       iterations=1)
 
 
-@pytest.mark.parametrize("engine,dtype,threads", [c for c in CASES if c[0] != "twin"],
-                         ids=[f"{e}-{d}-t{t}" for e, d, t in CASES if e != "twin"])
-def test_prefill(benchmark, shape_and_path, engine, dtype, threads):
-    shape, path = shape_and_path
-    step = _make(engine, path, dtype, threads)
+@pytest.mark.parametrize("ours,who,dtype", [c for c in CASES if c[1] != "numpy twin"],
+                         ids=[i for i, c in zip(IDS, CASES) if c[1] != "numpy twin"])
+def test_prefill(benchmark, shape_and_path, ours, who, dtype):
+    name, shape, path = shape_and_path
+    step = _make(who, path, dtype)
     seq = _tokens(shape.vocab, _prefill_len(shape), seed=2)
     step(seq[:8])
-    benchmark.extra_info["tokens"] = len(seq)
+    benchmark.group = f"rwkv-7 {name}: prefill {len(seq)} tokens, {ours} weights"
+    benchmark.extra_info["contender"] = _label(who, dtype)
     benchmark.pedantic(lambda: step(seq), rounds=2, iterations=1)
 
 
-@pytest.mark.parametrize("dtype", ["fp32", "bf16", "int8"])
-def test_load(benchmark, shape_and_path, dtype):
-    import sutra_fast as sf
-
-    _, path = shape_and_path
-    benchmark.pedantic(lambda: sf.Generator.load(path, dtype=dtype), rounds=2, iterations=1)
+@pytest.mark.parametrize("ours,who,dtype", [c for c in CASES if c[1] != "numpy twin"],
+                         ids=[i for i, c in zip(IDS, CASES) if c[1] != "numpy twin"])
+def test_load(benchmark, shape_and_path, ours, who, dtype):
+    name, _, path = shape_and_path
+    benchmark.group = f"rwkv-7 {name}: load the bf16 .pth, {ours} weights"
+    benchmark.extra_info["contender"] = _label(who, dtype)
+    benchmark.pedantic(lambda: _make(who, path, dtype), rounds=2, iterations=1)
 
 
 # ------------------------------------------------------------------ table mode
 
 def _measure(engine, path, dtype, threads, vocab, n_decode, n_prefill) -> dict:
     """Runs in a fresh process so that peak RSS belongs to this configuration."""
+    import sutra_fast as sf
+
+    sf.set_num_threads(threads)
     t0 = time.perf_counter()
     if engine == "sutra":
-        step, gen = _sutra(path, dtype, threads)
+        step, gen = _sutra(path, dtype)
         decode_bytes = gen.decode_bytes
     else:
         step, _ = _package(path, dtype, threads)
@@ -199,7 +211,9 @@ def main(argv=None):
 
     with tempfile.TemporaryDirectory() as tmp:
         path = str(rc.make_checkpoint(tmp, shape, seed=0, fmt="pth"))
-        cases = [c for c in CASES if c[0] != "twin" and not (args.no_package and c[0] == "rwkv")]
+        cases = [("sutra", d, t) for d in ("fp32", "bf16", "int8") for t in (1, 2)]
+        if not args.no_package:
+            cases += [("rwkv", "fp32", 1), ("rwkv", "bf16", 1)]
         print(f"RWKV-7 {args.shape}: L={shape.n_layer} C={shape.n_embd} V={shape.vocab}; "
               f"decode {args.decode} tokens, prefill {n_prefill} tokens\n")
         print("| engine | weights | threads | decode tok/s | decode GB/s | prefill tok/s | load s | peak RSS MB |")

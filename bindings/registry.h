@@ -4,5 +4,6 @@
 
 namespace sutra::bindings {
 void register_runtime(pybind11::module_& m);
+void register_wordpiece(pybind11::module_& m);
 void register_rwkv(pybind11::module_& m);
 }  // namespace sutra::bindings

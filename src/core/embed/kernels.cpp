@@ -5,6 +5,7 @@
 #include <cmath>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "common/thread_pool.h"
 #include "embed/kernels_table.h"
@@ -39,7 +40,8 @@ void run_pool(PoolFn<M> fn, const float* hidden, const M* mask, int64_t B, int64
               float* out) {
   check_dims(B, T, H);
   parallel_for(static_cast<std::size_t>(B), grain_rows(T * H), [&](std::size_t b0, std::size_t b1) {
-    fn(hidden, mask, static_cast<int64_t>(b0), static_cast<int64_t>(b1), T, H, out);
+    std::vector<int64_t> scratch(static_cast<std::size_t>(T));  // kept token indices of a row
+    fn(hidden, mask, static_cast<int64_t>(b0), static_cast<int64_t>(b1), T, H, out, scratch.data());
   });
 }
 

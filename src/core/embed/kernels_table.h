@@ -6,8 +6,10 @@
 
 namespace sutra::embed {
 
+// (hidden, mask, first row, end row, T, H, out, scratch of T indices)
 template <typename M>
-using PoolFn = void (*)(const float*, const M*, int64_t, int64_t, int64_t, int64_t, float*) noexcept;
+using PoolFn = void (*)(const float*, const M*, int64_t, int64_t, int64_t, int64_t, float*,
+                        int64_t*) noexcept;
 
 struct KernelTable {
   PoolFn<int64_t> mean_pool_i64;

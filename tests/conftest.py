@@ -1,0 +1,22 @@
+import pytest
+
+import sutra_fast as sf
+
+SUPPORTED_ISAS = sf.cpu_info()["supported_isas"]
+
+
+@pytest.fixture(params=SUPPORTED_ISAS)
+def isa(request):
+    """Run the test once at every instruction-set level this CPU supports."""
+    before = sf.cpu_info()["isa"]
+    sf.set_cpu_isa(request.param)
+    yield request.param
+    sf.set_cpu_isa(before)
+
+
+@pytest.fixture(params=[1, 2], ids=lambda n: f"threads{n}")
+def threads(request):
+    before = sf.get_num_threads()
+    sf.set_num_threads(request.param)
+    yield request.param
+    sf.set_num_threads(before)
