@@ -57,26 +57,6 @@ int64_t TensorView::numel() const noexcept {
   return n;
 }
 
-float TensorView::at(int64_t i) const noexcept {
-  if (bf16) return bf16_to_f32(static_cast<const uint16_t*>(data)[i]);
-  return static_cast<const float*>(data)[i];
-}
-
-uint16_t f32_to_bf16(float x) noexcept {
-  uint32_t u;
-  std::memcpy(&u, &x, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40);  // NaN
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return static_cast<uint16_t>(u >> 16);
-}
-
-float bf16_to_f32(uint16_t h) noexcept {
-  const uint32_t u = static_cast<uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-
 namespace {
 
 // Row r of the (rows x cols) matrix, as float, from src (or from src^T).
@@ -120,6 +100,14 @@ Matrix::Matrix(const TensorView& src, Precision p, bool transposed) : prec_(p) {
       for (int64_t l = 0; l < kPanel; ++l) {
         const int64_t r = pn * kPanel + l;
         std::fill(row.begin(), row.end(), 0.0f);  // padding rows/columns are zero
+        if (p == Precision::bf16 && src.bf16 && !transposed) {
+          // bf16 checkpoint into bf16 panels: move the bits (exact, no conversion).
+          uint16_t* P = bf16_.data() + pn * Kp * kPanel;
+          const uint16_t* raw = r < R ? static_cast<const uint16_t*>(src.data) + r * K : nullptr;
+          for (int64_t k = 0; k < Kp; ++k)
+            P[(k / 2) * 2 * kPanel + 2 * l + (k & 1)] = (raw && k < K) ? raw[k] : uint16_t{0};
+          continue;
+        }
         if (r < R) load_row(src, transposed, R, K, r, row.data());
         if (p == Precision::f32) {
           float* P = f32_.data() + pn * Kp * kPanel;
@@ -253,7 +241,12 @@ RowTable::RowTable(const TensorView& src, bool as_bf16) {
     }
   } else {
     f32_.resize(n);
-    for (std::size_t i = 0; i < n; ++i) f32_[i] = src.at(static_cast<int64_t>(i));
+    if (src.bf16) {
+      const auto* raw = static_cast<const uint16_t*>(src.data);
+      for (std::size_t i = 0; i < n; ++i) f32_[i] = bf16_to_f32(raw[i]);
+    } else {
+      std::memcpy(f32_.data(), src.data, n * 4);
+    }
   }
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <new>
 #include <string>
@@ -14,17 +15,33 @@ enum class Precision { f32, bf16, i8 };
 Precision parse_precision(const std::string& name);  // "fp32" | "bf16" | "int8"
 const char* precision_name(Precision p) noexcept;
 
+// Inline (not exported): the shared library is built with -fPIC and default
+// visibility, where out-of-line helpers would be called per element.
+inline uint16_t f32_to_bf16(float x) noexcept {  // round to nearest even
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40);  // NaN
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
+
+inline float bf16_to_f32(uint16_t h) noexcept {
+  const uint32_t u = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
 // A borrowed, C-contiguous source tensor: float32 or bf16 bit patterns.
 struct TensorView {
   const void* data = nullptr;
   bool bf16 = false;
   std::vector<int64_t> shape;
   int64_t numel() const noexcept;
-  float at(int64_t i) const noexcept;  // element i as float
+  float at(int64_t i) const noexcept {  // element i as float
+    return bf16 ? bf16_to_f32(static_cast<const uint16_t*>(data)[i]) : static_cast<const float*>(data)[i];
+  }
 };
-
-uint16_t f32_to_bf16(float x) noexcept;  // round to nearest even
-float bf16_to_f32(uint16_t h) noexcept;
 
 // 64-byte aligned, uninitialised storage (weights are written once at load;
 // zero-filling hundreds of MB first would double the load time).
