@@ -4,4 +4,6 @@
 
 namespace sutra::bindings {
 void register_runtime(pybind11::module_& m);
+void register_world_tokenizer(pybind11::module_& m);
+void register_sampler(pybind11::module_& m);
 }  // namespace sutra::bindings
