@@ -35,6 +35,17 @@ std::string_view utf8_view(const py::handle& s, size_t index_for_msg, bool batch
   return {p, static_cast<size_t>(n)};
 }
 
+// Python ints for ids below 65536, created once and shared: building a list
+// then costs a pointer copy and an incref per token instead of an allocation.
+PyObject* const* small_ints() {
+  static PyObject** cache = [] {
+    auto** c = new PyObject*[65536];  // leaked on purpose: lives as long as the process
+    for (long i = 0; i < 65536; ++i) c[i] = PyLong_FromLong(i);
+    return c;
+  }();
+  return cache;
+}
+
 py::object to_python(const std::vector<int32_t>& ids, bool as_numpy) {
   if (as_numpy) {
     py::array_t<int32_t> a(static_cast<py::ssize_t>(ids.size()));
@@ -43,8 +54,16 @@ py::object to_python(const std::vector<int32_t>& ids, bool as_numpy) {
   }
   PyObject* list = PyList_New(static_cast<Py_ssize_t>(ids.size()));
   if (!list) throw py::error_already_set();
+  PyObject* const* cache = small_ints();
   for (size_t i = 0; i < ids.size(); ++i) {
-    PyObject* v = PyLong_FromLong(ids[i]);
+    const int32_t id = ids[i];
+    PyObject* v;
+    if (id >= 0 && id < 65536) {
+      v = cache[id];
+      Py_INCREF(v);
+    } else {
+      v = PyLong_FromLong(id);
+    }
     if (!v) {
       Py_DECREF(list);
       throw py::error_already_set();

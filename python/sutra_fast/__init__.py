@@ -11,6 +11,8 @@ import os as _os
 from sutra_fast._version import __version__
 from sutra_fast import _core
 from sutra_fast import kernels, reference
+from sutra_fast.world_tokenizer import WorldTokenizer
+from sutra_fast.sampler import PenaltyState, Rng, Sampler
 
 __all__ = [
     "__version__",
@@ -20,6 +22,10 @@ __all__ = [
     "get_num_threads",
     "kernels",
     "reference",
+    "WorldTokenizer",
+    "Sampler",
+    "PenaltyState",
+    "Rng",
 ]
 
 

@@ -6,4 +6,7 @@ them; benchmarks race against them.
 """
 from sutra_fast.reference.kernels import cls_pool, l2_normalize, matryoshka, max_pool, mean_pool
 
-__all__ = ["mean_pool", "cls_pool", "max_pool", "l2_normalize", "matryoshka"]
+from sutra_fast.reference.world_tokenizer import WorldTokenizer
+from sutra_fast.reference import sampler
+
+__all__ = ["WorldTokenizer", "sampler", "mean_pool", "cls_pool", "max_pool", "l2_normalize", "matryoshka"]

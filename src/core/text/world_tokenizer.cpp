@@ -38,9 +38,9 @@ std::shared_ptr<WorldTokenizer> WorldTokenizer::from_string(std::string_view con
   }
   offsets.back() = static_cast<uint32_t>(blob.size());
   // Keys in file order: for duplicate bytes the later line wins, as in the reference.
-  std::vector<std::pair<std::string, int32_t>> keys;
+  std::vector<std::pair<std::string_view, int32_t>> keys;
   keys.reserve(entries.size());
-  for (auto& e : entries) keys.emplace_back(std::move(e.bytes), e.id);
+  for (const auto& e : entries) keys.emplace_back(e.bytes, e.id);
   WorldTrie trie(std::move(keys));
   return std::shared_ptr<WorldTokenizer>(
       new WorldTokenizer(std::move(offsets), std::move(blob), std::move(present), std::move(trie)));

@@ -1,0 +1,234 @@
+#include "sample/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <queue>
+#include <stdexcept>
+#include <string>
+
+#include "sample/fast_exp.h"
+#include "sample/kernels_table.h"
+
+namespace sutra::sample {
+namespace {
+
+constexpr int kBucketShift = 17;     // top-p histogram: float bits >> 17
+constexpr size_t kBuckets = (0x3F800000u >> kBucketShift) + 1;
+
+const KernelTable& kernels() { return SUTRA_ISA_SELECT(sutra::sample); }
+
+[[noreturn]] void bad(const std::string& name, const std::string& msg) {
+  throw std::invalid_argument(name + " " + msg);
+}
+
+uint32_t float_bits(float x) noexcept { return float_to_bits(x); }
+
+}  // namespace
+
+void validate(const SamplerParams& p, int64_t vocab_size) {
+  if (vocab_size < 1 || vocab_size > (int64_t{1} << 24))
+    bad("vocab_size", "must be in [1, 16777216], got " + std::to_string(vocab_size));
+  if (!(p.temperature >= 0.0 && std::isfinite(p.temperature)))
+    bad("temperature", "must be a finite number >= 0 (0 = greedy), got " + std::to_string(p.temperature));
+  if (!(p.top_p >= 0.0 && p.top_p <= 1.0)) bad("top_p", "must be in [0, 1], got " + std::to_string(p.top_p));
+  if (p.top_k < 0) bad("top_k", "must be >= 0 (0 = off), got " + std::to_string(p.top_k));
+  if (!(p.min_p >= 0.0 && p.min_p <= 1.0)) bad("min_p", "must be in [0, 1], got " + std::to_string(p.min_p));
+  if (!std::isfinite(p.presence_penalty)) bad("presence_penalty", "must be finite");
+  if (!std::isfinite(p.frequency_penalty)) bad("frequency_penalty", "must be finite");
+  if (!(p.repetition_penalty > 0.0 && std::isfinite(p.repetition_penalty)))
+    bad("repetition_penalty", "must be a finite number > 0 (1 = off), got " +
+                                  std::to_string(p.repetition_penalty));
+  for (const auto& [id, b] : p.logit_bias) {
+    if (id < 0 || id >= vocab_size)
+      bad("logit_bias", "token id " + std::to_string(id) + " is out of range [0, " +
+                            std::to_string(vocab_size) + ")");
+    if (std::isnan(b) || b == std::numeric_limits<float>::infinity())
+      bad("logit_bias", "value for token " + std::to_string(id) + " must be finite or -inf");
+  }
+  for (int64_t id : p.banned)
+    if (id < 0 || id >= vocab_size)
+      bad("banned_tokens", "token id " + std::to_string(id) + " is out of range [0, " +
+                               std::to_string(vocab_size) + ")");
+}
+
+Sampler::Sampler(int64_t vocab_size, SamplerParams params)
+    : vocab_size_(vocab_size), params_(std::move(params)) {
+  validate(params_, vocab_size_);
+  const size_t n = static_cast<size_t>(vocab_size_);
+  z_.resize(n);
+  e_.resize(n);
+  w_.resize(n);
+}
+
+void Sampler::check(const float* logits, int64_t n, const PenaltyState* pen, float* max_out) const {
+  if (n != vocab_size_)
+    bad("logits", "must have " + std::to_string(vocab_size_) + " values (the sampler's vocab_size), got " +
+                      std::to_string(n));
+  if (pen && pen->vocab_size() != vocab_size_)
+    bad("penalties", "vocab_size " + std::to_string(pen->vocab_size()) + " != sampler vocab_size " +
+                         std::to_string(vocab_size_));
+  size_t nbad = 0;
+  *max_out = kernels().max_check(logits, static_cast<size_t>(n), &nbad);
+  if (nbad) {
+    for (int64_t i = 0; i < n; ++i)
+      if (!(logits[i] < std::numeric_limits<float>::infinity()) &&
+          logits[i] != -std::numeric_limits<float>::infinity())
+        bad("logits", "contain " + std::string(std::isnan(logits[i]) ? "NaN" : "+inf") + " at index " +
+                          std::to_string(i));
+  }
+}
+
+bool Sampler::modifies(const PenaltyState* pen) const noexcept {
+  const SamplerParams& p = params_;
+  const bool penal = pen && !pen->present().empty() &&
+                     (p.repetition_penalty != 1.0 || p.presence_penalty != 0.0 || p.frequency_penalty != 0.0);
+  return penal || !p.logit_bias.empty() || !p.banned.empty();
+}
+
+void Sampler::apply(const PenaltyState* pen, float* z) const noexcept {
+  const SamplerParams& p = params_;
+  if (pen) {
+    if (p.repetition_penalty != 1.0) {
+      const float r = static_cast<float>(p.repetition_penalty);
+      for (int32_t t : pen->present()) z[t] = z[t] > 0.0f ? z[t] / r : z[t] * r;
+    }
+    if (p.presence_penalty != 0.0 || p.frequency_penalty != 0.0) {
+      const std::vector<double>& c = pen->counts();
+      for (int32_t t : pen->present())
+        z[t] = static_cast<float>(static_cast<double>(z[t]) -
+                                  (p.presence_penalty + c[static_cast<size_t>(t)] * p.frequency_penalty));
+    }
+  }
+  for (const auto& [id, b] : p.logit_bias) z[id] = z[id] + b;
+  for (int64_t id : p.banned) z[id] = -std::numeric_limits<float>::infinity();
+}
+
+void Sampler::process(const float* logits, int64_t n, const PenaltyState* pen, float* z) const {
+  float m;
+  check(logits, n, pen, &m);
+  std::copy(logits, logits + n, z);
+  apply(pen, z);
+}
+
+namespace {
+
+// Top-p cutoff: the largest value v among e with sum(fixed(e[e >= v])) >= target.
+// A few vectorized passes find a threshold tau whose tokens already hold the
+// target mass; only those candidates are then ordered.
+float top_p_cutoff(const float* e, size_t n, uint64_t target,
+                   std::vector<std::pair<float, uint64_t>>* cand, std::vector<int32_t>* idx) {
+  if (target == 0) return 1.0f;  // the maximum (e == 1 exactly)
+  const KernelTable& K = kernels();
+  float tau = 0x1.0p-4f;
+  for (;;) {
+    if (tau < 0x1.0p-40f) tau = 0x1.0p-41f;  // below: to_fixed gives 0, so this holds all mass
+    if (tau == 0x1.0p-41f || K.mass_at_least(e, n, tau) >= target) break;
+    tau *= 0x1.0p-4f;
+  }
+  idx->resize(n);
+  const size_t count = K.select_at_least(e, n, tau, idx->data());
+  auto* c = cand;
+  c->clear();
+  for (size_t k = 0; k < count; ++k) {
+    const float v = e[(*idx)[k]];
+    c->emplace_back(v, to_fixed(v));
+  }
+  uint64_t above = 0;  // mass of the candidates above the boundary bucket
+  if (c->size() > 2048) {
+    // Narrow down with a histogram on the float bits (monotonic for e >= 0).
+    std::vector<uint64_t> hist(kBuckets, 0);
+    for (const auto& [v, w] : *c) hist[float_bits(v) >> kBucketShift] += w;
+    size_t b = kBuckets - 1;
+    for (; b > 0 && above + hist[b] < target; --b) above += hist[b];
+    size_t k = 0;
+    for (const auto& x : *c)
+      if ((float_bits(x.first) >> kBucketShift) == b) (*c)[k++] = x;
+    c->resize(k);
+  }
+  std::sort(c->begin(), c->end(), [](const auto& x, const auto& y) { return x.first > y.first; });
+  uint64_t acc = above;
+  for (size_t k = 0; k < c->size();) {
+    const float v = (*c)[k].first;
+    for (; k < c->size() && (*c)[k].first == v; ++k) acc += (*c)[k].second;
+    if (acc >= target) return v;
+  }
+  return c->empty() ? 0.0f : c->back().first;  // not reached: the candidates hold the target
+}
+
+// Smallest float f with double(f) >= x, for x in [0, 1].
+float float_at_least(double x) noexcept {
+  float f = static_cast<float>(x);
+  if (static_cast<double>(f) < x) f = std::nextafter(f, 2.0f);
+  return f;
+}
+
+}  // namespace
+
+int64_t Sampler::sample(const float* logits, int64_t n, const PenaltyState* pen, Rng& rng) {
+  const KernelTable& K = kernels();
+  const SamplerParams& p = params_;
+  const size_t N = static_cast<size_t>(n);
+  float m;
+  check(logits, n, pen, &m);
+  const float* z = logits;
+  if (modifies(pen)) {  // work on a copy; the caller's logits stay untouched
+    std::copy(logits, logits + n, z_.data());
+    apply(pen, z_.data());
+    z = z_.data();
+    size_t unused;
+    m = K.max_check(z, N, &unused);
+  }
+  if (m == -std::numeric_limits<float>::infinity())
+    bad("logits", "are -inf for every token (all banned?): nothing to sample");
+  if (p.temperature == 0.0) return static_cast<int64_t>(K.first_equal(z, N, m));
+
+  // 7. e = exp(z - m), Q = sum of the fixed-point weights.
+  float* e = e_.data();
+  const uint64_t Q = K.exp_sum(z, N, m, e);
+
+  // 8. Filters. top-p and min-p become one threshold on e; top-k a (zk, ik) pair.
+  KeepRule rule{0.0f, -std::numeric_limits<float>::infinity(), n};
+  if (p.top_p < 1.0) {
+    const uint64_t target =
+        std::min<uint64_t>(static_cast<uint64_t>(std::ceil(p.top_p * static_cast<double>(Q))), Q);
+    rule.thr = top_p_cutoff(e, N, target, &cand_, &idx_);
+  }
+  if (p.min_p > 0.0) rule.thr = std::max(rule.thr, float_at_least(p.min_p));
+  if (p.top_k > 0 && p.top_k < n) {
+    // The k-th best (z desc, index asc): a min-heap of the k best so far; a
+    // later index replaces the worst only with a strictly larger z.
+    const size_t k = static_cast<size_t>(p.top_k);
+    auto worse = [z](int32_t a, int32_t b) { return z[a] > z[b] || (z[a] == z[b] && a < b); };
+    std::vector<int32_t>& heap = idx_;
+    heap.clear();
+    for (size_t i = 0; i < k; ++i) heap.push_back(static_cast<int32_t>(i));
+    std::make_heap(heap.begin(), heap.end(), worse);
+    float worst = z[heap.front()];
+    for (size_t i = k; i < N; ++i) {
+      if (z[i] > worst) {
+        std::pop_heap(heap.begin(), heap.end(), worse);
+        heap.back() = static_cast<int32_t>(i);
+        std::push_heap(heap.begin(), heap.end(), worse);
+        worst = z[heap.front()];
+      }
+    }
+    rule.zk = z[heap.front()];
+    rule.ik = heap.front();
+  }
+
+  // 9. Weights: temperature applied to the kept tokens only through w.
+  const float* w = e;
+  if (p.temperature != 1.0) {
+    K.tempered(z, N, m, static_cast<float>(1.0 / p.temperature), w_.data());
+    w = w_.data();
+  }
+  const uint64_t total = K.kept_total(e, w, z, N, rule);
+  if (total == 0) bad("logits", "leave no token with non-zero probability");  // the max is always kept
+
+  // 10. Draw.
+  return static_cast<int64_t>(K.find_draw(e, w, z, N, rule, rng.below(total)));
+}
+
+}  // namespace sutra::sample
