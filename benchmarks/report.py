@@ -21,7 +21,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "BENCHMARKS.md"
-SUITES = {"kernels": "benchmarks/bench_kernels.py"}
+SUITES = {"kernels": "benchmarks/bench_kernels.py",
+          "world_tokenizer": "benchmarks/bench_world_tokenizer.py",
+          "sampler": "benchmarks/bench_sampler.py"}
 OURS = "sutra_fast"
 
 

@@ -53,11 +53,21 @@ void tempered(const float* z, size_t n, float m, float inv_t, float* w) noexcept
   for (size_t i = 0; i < n; ++i) w[i] = exp_nonpos((z[i] - m) * inv_t);
 }
 
-uint64_t mass_at_least(const float* e, size_t n, float tau) noexcept {
-  uint64_t s = 0;
-#pragma omp simd reduction(+ : s)
-  for (size_t i = 0; i < n; ++i) s += to_fixed(e[i]) & (0 - static_cast<uint64_t>(e[i] >= tau));
-  return s;
+void approx_masses(const float* e, size_t n, const float* tau, float* approx) noexcept {
+  const float t0 = tau[0], t1 = tau[1], t2 = tau[2], t3 = tau[3];
+  float m0 = 0, m1 = 0, m2 = 0, m3 = 0;
+#pragma omp simd reduction(+ : m0, m1, m2, m3)
+  for (size_t i = 0; i < n; ++i) {
+    const float v = e[i];
+    m0 += v >= t0 ? v : 0.0f;
+    m1 += v >= t1 ? v : 0.0f;
+    m2 += v >= t2 ? v : 0.0f;
+    m3 += v >= t3 ? v : 0.0f;
+  }
+  approx[0] = m0;
+  approx[1] = m1;
+  approx[2] = m2;
+  approx[3] = m3;
 }
 
 // Blocks of 16 are tested with one vector compare; only blocks with a hit are
@@ -121,6 +131,6 @@ size_t find_draw(const float* e, const float* w, const float* z, size_t n, KeepR
 }  // namespace
 
 extern const KernelTable kTable = {&max_check,     &first_equal,     &exp_sum,    &tempered,
-                                   &mass_at_least, &select_at_least, &kept_total, &find_draw};
+                                   &approx_masses, &select_at_least, &kept_total, &find_draw};
 
 }  // namespace sutra::sample::SUTRA_ISA_NS

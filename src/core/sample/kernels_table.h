@@ -25,8 +25,9 @@ struct KernelTable {
   uint64_t (*exp_sum)(const float* z, size_t n, float m, float* e) noexcept;
   // w = exp((z - m) * inv_t).
   void (*tempered)(const float* z, size_t n, float m, float inv_t, float* w) noexcept;
-  // sum of to_fixed(e[i]) over e[i] >= tau.
-  uint64_t (*mass_at_least)(const float* e, size_t n, float tau) noexcept;
+  // approx[j] ~ sum of e[i] over e[i] >= tau[j], four thresholds in one pass, summed in
+  // float32 in any order (relative error <= n * 2^-24): an estimate used only with a margin.
+  void (*approx_masses)(const float* e, size_t n, const float* tau, float* approx) noexcept;
   // Indices i with e[i] >= tau, in order, into idx (room for n); returns the count.
   size_t (*select_at_least)(const float* e, size_t n, float tau, int32_t* idx) noexcept;
   // sum of to_fixed(w[i]) over the kept tokens.

@@ -114,21 +114,40 @@ void Sampler::process(const float* logits, int64_t n, const PenaltyState* pen, f
 
 namespace {
 
-// Top-p cutoff: the largest value v among e with sum(fixed(e[e >= v])) >= target.
-// A few vectorized passes find a threshold tau whose tokens already hold the
-// target mass; only those candidates are then ordered.
+// Top-p cutoff: the largest value v among e with sum(to_fixed(e[e >= v])) >= target.
+// Candidates: the tokens with e >= tau for a threshold tau whose tokens surely
+// hold the target (a float estimate with a safety margin picks tau; a wrong
+// guess can only make the candidate set larger, never change the result).
+// Only the candidates are ordered. Fills idx with their indices, ascending.
 float top_p_cutoff(const float* e, size_t n, uint64_t target,
-                   std::vector<std::pair<float, uint64_t>>* cand, std::vector<int32_t>* idx) {
-  if (target == 0) return 1.0f;  // the maximum (e == 1 exactly)
+                   std::vector<std::pair<float, uint64_t>>* cand, std::vector<int32_t>* idx,
+                   size_t* count_out) {
   const KernelTable& K = kernels();
-  float tau = 0x1.0p-4f;
-  for (;;) {
-    if (tau < 0x1.0p-40f) tau = 0x1.0p-41f;  // below: to_fixed gives 0, so this holds all mass
-    if (tau == 0x1.0p-41f || K.mass_at_least(e, n, tau) >= target) break;
-    tau *= 0x1.0p-4f;
+  float tau = 0.0f;  // fallback: every token
+  if (target == 0) {
+    tau = 1.0f;  // the maximum (e == 1 exactly)
+  } else {
+    // float sums: relative error <= n * 2^-24; fixed-point rounding <= n / 2 units.
+    const double shrink = 1.0 - static_cast<double>(n) * 0x1.0p-23;
+    if (shrink > 0.5) {
+      float t[4], approx[4];
+      bool found = false;
+      for (int k = 1; k <= 20 && !found; k += 4) {  // thresholds 2^-2 ... 2^-40
+        for (int j = 0; j < 4; ++j) t[j] = std::ldexp(1.0f, -2 * std::min(k + j, 20));
+        K.approx_masses(e, n, t, approx);
+        for (int j = 0; j < 4 && !found; ++j) {
+          const double sure = static_cast<double>(approx[j]) * shrink * 0x1.0p40 - static_cast<double>(n);
+          if (sure >= static_cast<double>(target)) {
+            tau = t[j];
+            found = true;
+          }
+        }
+      }
+    }
   }
   idx->resize(n);
   const size_t count = K.select_at_least(e, n, tau, idx->data());
+  *count_out = count;
   auto* c = cand;
   c->clear();
   for (size_t k = 0; k < count; ++k) {
@@ -155,6 +174,12 @@ float top_p_cutoff(const float* e, size_t n, uint64_t target,
     if (acc >= target) return v;
   }
   return c->empty() ? 0.0f : c->back().first;  // not reached: the candidates hold the target
+}
+
+inline uint64_t kept_weight(const float* e, const float* w, const float* z, size_t i,
+                            const KeepRule& k) noexcept {
+  const bool keep = (e[i] >= k.thr) & ((z[i] > k.zk) | ((z[i] == k.zk) & (static_cast<int64_t>(i) <= k.ik)));
+  return keep ? to_fixed(w[i]) : 0;
 }
 
 // Smallest float f with double(f) >= x, for x in [0, 1].
@@ -186,14 +211,22 @@ int64_t Sampler::sample(const float* logits, int64_t n, const PenaltyState* pen,
 
   // 7. e = exp(z - m), Q = sum of the fixed-point weights.
   float* e = e_.data();
-  const uint64_t Q = K.exp_sum(z, N, m, e);
+  // Q (the total) is needed only by top-p; otherwise skip the fixed-point sum
+  // ((z - m) * 1.0f == z - m exactly, so both paths give the same e).
+  const bool nucleus = p.top_p < 1.0;
+  uint64_t Q = 0;
+  if (nucleus)
+    Q = K.exp_sum(z, N, m, e);
+  else
+    K.tempered(z, N, m, 1.0f, e);
 
   // 8. Filters. top-p and min-p become one threshold on e; top-k a (zk, ik) pair.
   KeepRule rule{0.0f, -std::numeric_limits<float>::infinity(), n};
-  if (p.top_p < 1.0) {
+  size_t ncand = 0;  // with top-p, every kept token is among idx_[0, ncand)
+  if (nucleus) {
     const uint64_t target =
         std::min<uint64_t>(static_cast<uint64_t>(std::ceil(p.top_p * static_cast<double>(Q))), Q);
-    rule.thr = top_p_cutoff(e, N, target, &cand_, &idx_);
+    rule.thr = top_p_cutoff(e, N, target, &cand_, &idx_, &ncand);
   }
   if (p.min_p > 0.0) rule.thr = std::max(rule.thr, float_at_least(p.min_p));
   if (p.top_k > 0 && p.top_k < n) {
@@ -201,7 +234,7 @@ int64_t Sampler::sample(const float* logits, int64_t n, const PenaltyState* pen,
     // later index replaces the worst only with a strictly larger z.
     const size_t k = static_cast<size_t>(p.top_k);
     auto worse = [z](int32_t a, int32_t b) { return z[a] > z[b] || (z[a] == z[b] && a < b); };
-    std::vector<int32_t>& heap = idx_;
+    std::vector<int32_t>& heap = heap_;
     heap.clear();
     for (size_t i = 0; i < k; ++i) heap.push_back(static_cast<int32_t>(i));
     std::make_heap(heap.begin(), heap.end(), worse);
@@ -223,6 +256,19 @@ int64_t Sampler::sample(const float* logits, int64_t n, const PenaltyState* pen,
   if (p.temperature != 1.0) {
     K.tempered(z, N, m, static_cast<float>(1.0 / p.temperature), w_.data());
     w = w_.data();
+  }
+  if (nucleus && ncand < N / 4) {  // sum and draw over the candidates only (ascending ids)
+    const int32_t* c = idx_.data();
+    uint64_t total = 0;
+    for (size_t k = 0; k < ncand; ++k) total += kept_weight(e, w, z, static_cast<size_t>(c[k]), rule);
+    if (total == 0) bad("logits", "leave no token with non-zero probability");  // the max is always kept
+    const uint64_t r = rng.below(total);
+    uint64_t acc = 0;
+    for (size_t k = 0; k < ncand; ++k) {
+      acc += kept_weight(e, w, z, static_cast<size_t>(c[k]), rule);
+      if (acc > r) return c[k];
+    }
+    return c[ncand - 1];  // unreachable
   }
   const uint64_t total = K.kept_total(e, w, z, N, rule);
   if (total == 0) bad("logits", "leave no token with non-zero probability");  // the max is always kept

@@ -68,7 +68,7 @@ class Sampler {
 
   std::vector<float> z_, e_, w_;
   std::vector<std::pair<float, uint64_t>> cand_;
-  std::vector<int32_t> idx_;
+  std::vector<int32_t> idx_, heap_;
 };
 
 }  // namespace sutra::sample
