@@ -306,3 +306,19 @@ def test_bad_logits():
         s.sample(np.full(100, -np.inf, np.float32))
     with pytest.raises(ValueError, match="-inf for every token"):
         sf.Sampler(3, banned_tokens=[0, 1, 2]).sample(np.zeros(3, np.float32))
+
+
+@pytest.mark.parametrize("sigma", [0.05, 0.3, 1.0, 20.0])
+@pytest.mark.parametrize("params", [dict(top_p=0.85), dict(top_p=0.99, temperature=0.6),
+                                    dict(top_p=0.5, min_p=0.01, top_k=5000)],
+                         ids=["p.85", "p.99", "p.5+minp+topk"])
+def test_twin_parity_flat_and_sharp_full_vocab(sigma, params):
+    """Flat logits put tens of thousands of tokens inside top-p (the histogram
+    path); sharp ones a handful (the candidate-only path)."""
+    V = 65536
+    rng = np.random.default_rng(int(sigma * 100))
+    s = sf.Sampler(V, seed=8, **params)
+    r = R.Rng(8)
+    for _ in range(4):
+        z = (rng.standard_normal(V) * sigma).astype(np.float32)
+        assert s.sample(z, record=False) == R.sample(z, s.params, None, r)

@@ -37,11 +37,11 @@ size_t first_equal(const float* z, size_t n, float m) noexcept {
   return n;
 }
 
-uint64_t exp_sum(const float* z, size_t n, float m, float* e) noexcept {
+uint64_t exp_sum(const float* z, size_t n, float m, float scale, float* e) noexcept {
   uint64_t total = 0;
 #pragma omp simd reduction(+ : total)
   for (size_t i = 0; i < n; ++i) {
-    const float v = exp_nonpos(z[i] - m);
+    const float v = exp_nonpos((z[i] - m) * scale);
     e[i] = v;
     total += to_fixed(v);
   }

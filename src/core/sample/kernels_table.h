@@ -21,8 +21,8 @@ struct KernelTable {
   // max of x; *bad = how many are NaN or +inf.
   float (*max_check)(const float* x, size_t n, size_t* bad) noexcept;
   size_t (*first_equal)(const float* z, size_t n, float m) noexcept;  // n if none
-  // e = exp(z - m); returns sum to_fixed(e).
-  uint64_t (*exp_sum)(const float* z, size_t n, float m, float* e) noexcept;
+  // e = exp((z - m) * scale); returns sum to_fixed(e). (x * 1.0f == x: scale 1 is plain exp(z - m).)
+  uint64_t (*exp_sum)(const float* z, size_t n, float m, float scale, float* e) noexcept;
   // w = exp((z - m) * inv_t).
   void (*tempered)(const float* z, size_t n, float m, float inv_t, float* w) noexcept;
   // approx[j] ~ sum of e[i] over e[i] >= tau[j], four thresholds in one pass, summed in

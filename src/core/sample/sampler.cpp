@@ -176,12 +176,6 @@ float top_p_cutoff(const float* e, size_t n, uint64_t target,
   return c->empty() ? 0.0f : c->back().first;  // not reached: the candidates hold the target
 }
 
-inline uint64_t kept_weight(const float* e, const float* w, const float* z, size_t i,
-                            const KeepRule& k) noexcept {
-  const bool keep = (e[i] >= k.thr) & ((z[i] > k.zk) | ((z[i] == k.zk) & (static_cast<int64_t>(i) <= k.ik)));
-  return keep ? to_fixed(w[i]) : 0;
-}
-
 // Smallest float f with double(f) >= x, for x in [0, 1].
 float float_at_least(double x) noexcept {
   float f = static_cast<float>(x);
@@ -209,14 +203,24 @@ int64_t Sampler::sample(const float* logits, int64_t n, const PenaltyState* pen,
     bad("logits", "are -inf for every token (all banned?): nothing to sample");
   if (p.temperature == 0.0) return static_cast<int64_t>(K.first_equal(z, N, m));
 
-  // 7. e = exp(z - m), Q = sum of the fixed-point weights.
-  float* e = e_.data();
-  // Q (the total) is needed only by top-p; otherwise skip the fixed-point sum
-  // ((z - m) * 1.0f == z - m exactly, so both paths give the same e).
   const bool nucleus = p.top_p < 1.0;
+  const bool tempered = p.temperature != 1.0;
+  const float inv_t = static_cast<float>(1.0 / p.temperature);
+  const bool filtered = nucleus || p.min_p > 0.0 || (p.top_k > 0 && p.top_k < n);
+  if (!filtered) {
+    // Every token kept: only the weights w = exp((z - m) / T) are needed; they
+    // also stand in for e in the keep test (w >= 0 always holds).
+    const uint64_t total = K.exp_sum(z, N, m, tempered ? inv_t : 1.0f, w_.data());
+    const KeepRule all{0.0f, -std::numeric_limits<float>::infinity(), n};
+    return static_cast<int64_t>(K.find_draw(w_.data(), w_.data(), z, N, all, rng.below(total)));
+  }
+
+  // 7. e = exp(z - m); Q = sum of the fixed-point weights, needed only by top-p
+  // ((z - m) * 1.0f == z - m exactly, so both paths give the same e).
+  float* e = e_.data();
   uint64_t Q = 0;
   if (nucleus)
-    Q = K.exp_sum(z, N, m, e);
+    Q = K.exp_sum(z, N, m, 1.0f, e);
   else
     K.tempered(z, N, m, 1.0f, e);
 
@@ -251,29 +255,33 @@ int64_t Sampler::sample(const float* logits, int64_t n, const PenaltyState* pen,
     rule.ik = heap.front();
   }
 
-  // 9. Weights: temperature applied to the kept tokens only through w.
-  const float* w = e;
-  if (p.temperature != 1.0) {
-    K.tempered(z, N, m, static_cast<float>(1.0 / p.temperature), w_.data());
-    w = w_.data();
-  }
-  if (nucleus && ncand < N / 4) {  // sum and draw over the candidates only (ascending ids)
+  // 9-10. Weights (temperature applies here only), total and draw.
+  if (nucleus && ncand < N / 4) {  // every kept token is a candidate (ascending ids): skip full passes
     const int32_t* c = idx_.data();
+    auto weight = [&](size_t i) -> uint64_t {
+      const bool keep = (e[i] >= rule.thr) &
+                        ((z[i] > rule.zk) | ((z[i] == rule.zk) & (static_cast<int64_t>(i) <= rule.ik)));
+      if (!keep) return 0;
+      return to_fixed(tempered ? exp_nonpos((z[i] - m) * inv_t) : e[i]);
+    };
     uint64_t total = 0;
-    for (size_t k = 0; k < ncand; ++k) total += kept_weight(e, w, z, static_cast<size_t>(c[k]), rule);
+    for (size_t k = 0; k < ncand; ++k) total += weight(static_cast<size_t>(c[k]));
     if (total == 0) bad("logits", "leave no token with non-zero probability");  // the max is always kept
     const uint64_t r = rng.below(total);
     uint64_t acc = 0;
     for (size_t k = 0; k < ncand; ++k) {
-      acc += kept_weight(e, w, z, static_cast<size_t>(c[k]), rule);
+      acc += weight(static_cast<size_t>(c[k]));
       if (acc > r) return c[k];
     }
     return c[ncand - 1];  // unreachable
   }
+  const float* w = e;
+  if (tempered) {
+    K.tempered(z, N, m, inv_t, w_.data());
+    w = w_.data();
+  }
   const uint64_t total = K.kept_total(e, w, z, N, rule);
   if (total == 0) bad("logits", "leave no token with non-zero probability");  // the max is always kept
-
-  // 10. Draw.
   return static_cast<int64_t>(K.find_draw(e, w, z, N, rule, rng.below(total)));
 }
 
