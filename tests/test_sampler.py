@@ -280,6 +280,8 @@ def test_bad_parameter_types():
         sf.Sampler(100, logit_bias=[(1, 2.0)])
     with pytest.raises(ValueError, match="vocab_size"):
         sf.Sampler(0)
+    with pytest.raises(ValueError, match="vocab_size"):
+        sf.Sampler(2**22 + 1)
 
 
 def test_bad_logits():

@@ -8,8 +8,8 @@ namespace sutra::sample {
 
 PenaltyState::PenaltyState(int64_t vocab_size, double decay,
                            const std::vector<int64_t>& zero_weight_ids) {
-  if (vocab_size < 1 || vocab_size > (int64_t{1} << 24))
-    throw std::invalid_argument("vocab_size must be in [1, 16777216], got " + std::to_string(vocab_size));
+  if (vocab_size < 1 || vocab_size > (int64_t{1} << 22))
+    throw std::invalid_argument("vocab_size must be in [1, 4194304], got " + std::to_string(vocab_size));
   if (!(decay >= 0.0 && decay <= 1.0))
     throw std::invalid_argument("penalty_decay must be in [0, 1], got " + std::to_string(decay));
   decay_ = decay;

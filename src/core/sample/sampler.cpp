@@ -28,8 +28,8 @@ uint32_t float_bits(float x) noexcept { return float_to_bits(x); }
 }  // namespace
 
 void validate(const SamplerParams& p, int64_t vocab_size) {
-  if (vocab_size < 1 || vocab_size > (int64_t{1} << 24))
-    bad("vocab_size", "must be in [1, 16777216], got " + std::to_string(vocab_size));
+  if (vocab_size < 1 || vocab_size > (int64_t{1} << 22))
+    bad("vocab_size", "must be in [1, 4194304], got " + std::to_string(vocab_size));
   if (!(p.temperature >= 0.0 && std::isfinite(p.temperature)))
     bad("temperature", "must be a finite number >= 0 (0 = greedy), got " + std::to_string(p.temperature));
   if (!(p.top_p >= 0.0 && p.top_p <= 1.0)) bad("top_p", "must be in [0, 1], got " + std::to_string(p.top_p));

@@ -69,6 +69,7 @@ class Sampler {
   std::vector<float> z_, e_, w_;
   std::vector<std::pair<float, uint64_t>> cand_;
   std::vector<int32_t> idx_, heap_;
+  // vocab_size <= 2^22 keeps every sum of fixed-point weights (<= 2^40 each) below 2^63.
 };
 
 }  // namespace sutra::sample
