@@ -18,4 +18,5 @@ PYBIND11_MODULE(_core, m) {
   sutra::bindings::register_wordpiece(m);
   sutra::bindings::register_world_tokenizer(m);
   sutra::bindings::register_sampler(m);
+  sutra::bindings::register_rwkv(m);
 }

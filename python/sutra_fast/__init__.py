@@ -14,6 +14,7 @@ from sutra_fast import kernels, reference
 from sutra_fast.wordpiece import WordPieceTokenizer
 from sutra_fast.world_tokenizer import WorldTokenizer
 from sutra_fast.sampler import PenaltyState, Rng, Sampler
+from sutra_fast.generator import Generator, RwkvState
 
 __all__ = [
     "__version__",
@@ -28,6 +29,8 @@ __all__ = [
     "Sampler",
     "PenaltyState",
     "Rng",
+    "Generator",
+    "RwkvState",
 ]
 
 

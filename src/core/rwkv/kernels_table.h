@@ -1,0 +1,56 @@
+// The per-ISA kernel table behind the RWKV forward: matrix products at three
+// weight precisions and one step of the wkv recurrence.
+//
+// Weights are packed in panels of kPanel = 16 output rows. Inside a panel the
+// weights are interleaved along the input dimension so that one 64-byte vector
+// holds all 16 outputs for 1 (fp32), 2 (bf16) or 4 (int8) consecutive inputs:
+//   fp32  P[p][k][16]        bf16  P[p][k/2][16][2]        int8  P[p][k/4][16][4]
+// A product is then "vector of 16 outputs += weights x broadcast activation":
+// decode streams the panels linearly (memory-bound GEMV, no horizontal sums) and
+// prefill reuses each weight vector for several tokens held in registers.
+#pragma once
+#include <cstdint>
+
+#include "common/isa_dispatch.h"
+
+namespace sutra::rwkv {
+
+constexpr int64_t kPanel = 16;   // output rows per panel
+constexpr int64_t kQBlock = 64;  // int8: inputs sharing one weight scale / activation scale
+
+// Y[t*ldy + o] = sum_k W[o,k] X[t*ldx + k] for the rows of panels [p0, p1) that
+// are < R (the true row count), t < T. Kp = padded input length (panel stride).
+using GemmF32 = void (*)(const float* P, int64_t Kp, int64_t p0, int64_t p1, int64_t R,
+                         const float* X, int64_t ldx, int64_t T, float* Y, int64_t ldy) noexcept;
+// bf16 weights (Kp even). X is fp32 (T x K, stride K); for T == 1 it also comes as
+// a bf16 hi/lo split (X ~= hi + lo to ~2^-16, stride Kp, zero-padded), which the
+// AVX512-BF16 decode kernel feeds to two bf16 dot products. Otherwise the weights
+// are widened to fp32 (exact) and multiplied with X.
+using GemmBf16 = void (*)(const uint16_t* P, int64_t Kp, int64_t K, int64_t p0, int64_t p1,
+                          int64_t R, const float* X, const uint16_t* Xh, const uint16_t* Xl,
+                          int64_t T, float* Y, int64_t ldy) noexcept;
+// int8 (Kp a multiple of kQBlock): W[o,k] ~= S[p][b][o%16] q, activations
+// x[t,k] ~= xs[t*nb + b] (U[t*Kp + k] - xz[t]) with U u8, xz in {0, 128};
+// RS[p][b][o%16] = sum of q over block b. Integer block sums are exact on every ISA:
+// Y[t,o] = sum_b S xs (sum_{k in b} q U - xz RS).
+using GemmI8 = void (*)(const int8_t* P, const float* S, const int32_t* RS, int64_t Kp,
+                        int64_t p0, int64_t p1, int64_t R, const uint8_t* U, const float* xs,
+                        const int32_t* xz, int64_t T, float* Y, int64_t ldy) noexcept;
+// One token of the wkv recurrence for one head (N x N state, row = value dim):
+// S <- S diag(w) - (S kk)(kka)^T + v k^T (old S in every term); out = S r.
+using WkvStep = void (*)(float* S, const float* r, const float* w, const float* k,
+                         const float* v, const float* kk, const float* kka, int64_t N,
+                         float* out) noexcept;
+
+struct KernelTable {
+  GemmF32 gemm_f32;
+  GemmBf16 gemm_bf16;     // widening, correct at this level on any CPU
+  GemmBf16 gemm_bf16_dp;  // AVX512-BF16 dot products, or nullptr (needs the CPU flag)
+  GemmI8 gemm_i8;         // portable integer dot products
+  GemmI8 gemm_i8_vnni;    // AVX512-VNNI, or nullptr (needs the CPU flag); same result
+  WkvStep wkv_step;
+};
+
+}  // namespace sutra::rwkv
+
+SUTRA_ISA_DECLARE(sutra::rwkv, sutra::rwkv::KernelTable)
