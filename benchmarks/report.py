@@ -21,7 +21,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "BENCHMARKS.md"
-SUITES = {"kernels": "benchmarks/bench_kernels.py", "wordpiece": "benchmarks/bench_wordpiece.py",
+SUITES = {"kernels": "benchmarks/bench_kernels.py",
+          "wordpiece": "benchmarks/bench_wordpiece.py",
+          "world_tokenizer": "benchmarks/bench_world_tokenizer.py",
+          "sampler": "benchmarks/bench_sampler.py",
           "rwkv": "benchmarks/bench_rwkv.py"}
 OURS = "sutra_fast"
 

@@ -16,5 +16,7 @@ PYBIND11_MODULE(_core, m) {
   m.attr("__version__") = SUTRA_STR(SUTRA_VERSION_INFO);
   sutra::bindings::register_runtime(m);
   sutra::bindings::register_wordpiece(m);
+  sutra::bindings::register_world_tokenizer(m);
+  sutra::bindings::register_sampler(m);
   sutra::bindings::register_rwkv(m);
 }

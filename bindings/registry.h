@@ -5,5 +5,7 @@
 namespace sutra::bindings {
 void register_runtime(pybind11::module_& m);
 void register_wordpiece(pybind11::module_& m);
+void register_world_tokenizer(pybind11::module_& m);
+void register_sampler(pybind11::module_& m);
 void register_rwkv(pybind11::module_& m);
 }  // namespace sutra::bindings

@@ -14,7 +14,7 @@ cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
       -DSKBUILD_PROJECT_VERSION="$version" \
       -DPython_EXECUTABLE="$(command -v "$py")" \
       -Dpybind11_DIR="$("$py" -m pybind11 --cmakedir)" \
-      ${SUTRA_SANITIZE:+-DSUTRA_SANITIZE=$SUTRA_SANITIZE} >/dev/null
+      -DSUTRA_SANITIZE="${SUTRA_SANITIZE:-OFF}" >/dev/null
 cmake --build "$build"
 cmake --install "$build" --prefix "$build/stage" >/dev/null
 cp "$build"/stage/sutra_fast/*.so "$root/python/sutra_fast/"

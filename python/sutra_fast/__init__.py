@@ -12,6 +12,8 @@ from sutra_fast._version import __version__
 from sutra_fast import _core
 from sutra_fast import kernels, reference
 from sutra_fast.wordpiece import WordPieceTokenizer
+from sutra_fast.world_tokenizer import WorldTokenizer
+from sutra_fast.sampler import PenaltyState, Rng, Sampler
 from sutra_fast.generator import Generator, RwkvState
 
 __all__ = [
@@ -23,6 +25,10 @@ __all__ = [
     "kernels",
     "reference",
     "WordPieceTokenizer",
+    "WorldTokenizer",
+    "Sampler",
+    "PenaltyState",
+    "Rng",
     "Generator",
     "RwkvState",
 ]

@@ -6,5 +6,8 @@ them; benchmarks race against them.
 """
 from sutra_fast.reference.kernels import cls_pool, l2_normalize, matryoshka, max_pool, mean_pool
 from sutra_fast.reference.wordpiece import WordPieceTokenizer
+from sutra_fast.reference.world_tokenizer import WorldTokenizer
+from sutra_fast.reference import sampler
 
-__all__ = ["mean_pool", "cls_pool", "max_pool", "l2_normalize", "matryoshka", "WordPieceTokenizer"]
+__all__ = ["mean_pool", "cls_pool", "max_pool", "l2_normalize", "matryoshka", "WordPieceTokenizer",
+           "WorldTokenizer", "sampler"]

@@ -1,0 +1,340 @@
+"""Text generation on top of the RWKV engine: prompt -> tokens -> text.
+
+:class:`~sutra_fast.Generator` exposes this as ``generate``, ``stream`` and
+``chat``; the pieces live here so that each stays small:
+
+* :class:`TextAssembler` turns token bytes into text that is always valid UTF-8
+  (a character split across tokens waits for its last byte) and finds stop
+  strings across token boundaries, holding back only a tail that could still
+  become a stop string.
+* :class:`PromptCache` keeps the states after recent prompts, so a prompt that
+  starts with a cached one (a chat that grew by a turn) only feeds the new tokens.
+* :class:`TokenStream` is the decode loop itself, as an iterator of text
+  pieces that stops decoding as soon as the consumer closes it.
+"""
+from __future__ import annotations
+
+import codecs
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from sutra_fast.sampler import Sampler
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sutra_fast.generator import Generator, RwkvState
+
+__all__ = ["GenerationResult", "TextAssembler", "PromptCache", "TokenStream", "chat_prompt",
+           "END_OF_TEXT"]
+
+END_OF_TEXT = 0  # RWKV World: id 0 separates documents; sampling it ends the text
+PREFILL_CHUNK = 512  # prompt tokens per batched forward call
+CHAT_STOP = "\n\nUser:"
+
+
+@dataclass
+class GenerationResult:
+    """What :meth:`Generator.generate` returns.
+
+    ``finish_reason`` is ``"stop"`` (a stop string or the end-of-text token),
+    ``"length"`` (``max_tokens`` reached) or, for a stream closed early,
+    ``"cancelled"``. ``tokens`` are the completion's
+    ids (a matched stop string's tokens included, its text cut from ``text``).
+    ``state`` has consumed the prompt and every generated token.
+    """
+
+    text: str
+    tokens: list[int]
+    finish_reason: str
+    usage: dict
+    timing: dict
+    state: "RwkvState" = field(repr=False)
+
+
+def _check_int(name: str, value, lo: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < lo:
+        raise ValueError(f"{name} must be >= {lo}, got {value}")
+    return int(value)
+
+
+def normalize_stop(stop) -> tuple[str, ...]:
+    """``None``, a str or a list of str -> a tuple of non-empty stop strings."""
+    if stop is None:
+        return ()
+    if isinstance(stop, str):
+        stop = [stop]
+    if not isinstance(stop, (list, tuple)):
+        raise TypeError(f"stop must be a str or a list of str, got {type(stop).__name__}")
+    out = []
+    for i, s in enumerate(stop):
+        if not isinstance(s, str):
+            raise TypeError(f"stop[{i}] must be a str, got {type(s).__name__}")
+        if s:
+            out.append(s)
+    return tuple(out)
+
+
+class TextAssembler:
+    """Bytes of generated tokens in, safe text pieces out.
+
+    ``push(data)`` returns the text that may be shown now: valid UTF-8 only
+    (incomplete characters wait), minus any tail that is the beginning of a stop
+    string. When a stop string appears, ``stopped`` becomes True and the text
+    before it is everything that is ever returned.
+    """
+
+    def __init__(self, stop: Sequence[str] = ()):
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._stop = tuple(stop)
+        self._pending = ""  # decoded, not yet shown (could start a stop string)
+        self.text = ""      # everything shown so far
+        self.stopped = False
+
+    def _held_back(self, s: str) -> int:
+        """Length of the longest suffix of s that is a proper prefix of a stop string."""
+        best = 0
+        for stop in self._stop:
+            for k in range(min(len(stop) - 1, len(s)), best, -1):
+                if s.endswith(stop[:k]):
+                    best = k
+                    break
+        return best
+
+    def _emit(self, s: str) -> str:
+        self.text += s
+        return s
+
+    def push(self, data: bytes, final: bool = False) -> str:
+        if self.stopped:
+            return ""
+        pending = self._pending + self._decoder.decode(data, final)
+        cut = min((i for i in (pending.find(s) for s in self._stop) if i >= 0), default=-1)
+        if cut >= 0:
+            self.stopped = True
+            self._pending = ""
+            return self._emit(pending[:cut])
+        keep = 0 if final else self._held_back(pending)
+        self._pending = pending[len(pending) - keep:] if keep else ""
+        return self._emit(pending[: len(pending) - keep])
+
+    def finish(self) -> str:
+        """Flush at the end: incomplete bytes become U+FFFD, held-back text is shown."""
+        return self.push(b"", final=True)
+
+
+class PromptCache:
+    """LRU of (prompt token ids -> state copy and logits after them)."""
+
+    def __init__(self, max_entries: int = 8):
+        self.max_entries = _check_int("max_entries", max_entries, 1)
+        self._entries: OrderedDict[tuple, tuple] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def longest_prefix(self, ids: Sequence[int]):
+        """(length, state copy, logits copy) of the longest cached prefix of ids, or None."""
+        key = tuple(ids)
+        with self._lock:
+            best = None
+            for cached in self._entries:
+                if len(cached) <= len(key) and key[: len(cached)] == cached:
+                    if best is None or len(cached) > len(best):
+                        best = cached
+            if best is None:
+                self.misses += 1
+                return None
+            self.hits += 1
+            self._entries.move_to_end(best)
+            state, logits = self._entries[best]
+            return len(best), state.copy(), logits.copy()
+
+    def put(self, ids: Sequence[int], state, logits: np.ndarray) -> None:
+        with self._lock:
+            self._entries[tuple(ids)] = (state.copy(), logits.copy())
+            self._entries.move_to_end(tuple(ids))
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def chat_prompt(messages) -> str:
+    """RWKV World chat format: ``System: ...``, ``User: ...``, ``Assistant: ...`` turns
+    separated by a blank line, ending with ``Assistant:`` for the model to continue.
+
+    Blank lines inside a message are folded to single newlines, since a blank
+    line is the turn separator the model was trained on.
+    """
+    if not isinstance(messages, (list, tuple)) or not messages:
+        raise ValueError("messages must be a non-empty list of {'role', 'content'} dicts")
+    names = {"system": "System", "user": "User", "assistant": "Assistant"}
+    turns = []
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict):
+            raise TypeError(f"messages[{i}] must be a dict with 'role' and 'content'")
+        role, content = m.get("role"), m.get("content")
+        if role not in names:
+            raise ValueError(f"messages[{i}]['role'] must be one of {sorted(names)}, got {role!r}")
+        if not isinstance(content, str):
+            raise TypeError(f"messages[{i}]['content'] must be a str")
+        text = content.strip().replace("\r\n", "\n")
+        while "\n\n" in text:
+            text = text.replace("\n\n", "\n")
+        turns.append(f"{names[role]}: {text}")
+    return "\n\n".join(turns) + "\n\nAssistant:"
+
+
+class TokenStream(Iterator[str]):
+    """The decode loop of one generation, as an iterator of text pieces.
+
+    Pieces are yielded as soon as they form valid UTF-8 and cannot be the start
+    of a stop string. ``close()`` (or leaving a ``with`` block, or dropping a
+    ``for`` loop over :meth:`Generator.stream`) stops decoding at once. After
+    the last piece, :attr:`result` holds the :class:`GenerationResult`.
+    """
+
+    def __init__(self, gen: "Generator", prompt_ids: list[int], *, max_tokens: int,
+                 sampler: Sampler, stop: tuple[str, ...], state, cache: PromptCache | None):
+        self._gen = gen
+        self._sampler = sampler
+        self._max_tokens = max_tokens
+        self._assembler = TextAssembler(stop)
+        self._prompt_ids = prompt_ids
+        self._state = state
+        self._cache = cache
+        self._tokens: list[int] = []
+        self._logits: np.ndarray | None = None
+        self._finish: str | None = None
+        self._t_start = time.perf_counter()
+        self._t_first: float | None = None
+        self._prefill_s = 0.0
+        self._prefilled_tokens = 0
+        self.result: GenerationResult | None = None
+
+    # -- the loop
+    def _prefill(self) -> None:
+        t0 = time.perf_counter()
+        ids, start = self._prompt_ids, 0
+        hit = self._cache.longest_prefix(ids) if self._cache is not None else None
+        if hit is not None:
+            start, cached_state, self._logits = hit
+            for name in ("att_x_prev", "att_kv", "ffn_x_prev"):
+                getattr(self._state, name)[...] = getattr(cached_state, name)
+        for i in range(start, len(ids), PREFILL_CHUNK):
+            self._logits = self._gen.forward(ids[i: i + PREFILL_CHUNK], self._state)
+        self._prefilled_tokens = len(ids) - start
+        if self._cache is not None and start < len(ids):
+            self._cache.put(ids, self._state, self._logits)
+        self._prefill_s = time.perf_counter() - t0
+
+    def _step(self) -> str:
+        """Sample one token, feed it back, return the text it made visible."""
+        token = self._sampler.sample(self._logits)
+        if token == END_OF_TEXT:
+            self._finish = "stop"
+            return ""
+        self._tokens.append(token)
+        self._logits = self._gen.forward([token], self._state)
+        piece = self._assembler.push(self._gen.token_bytes(token))
+        if self._t_first is None:
+            self._t_first = time.perf_counter()
+        if self._assembler.stopped:
+            self._finish = "stop"
+        elif len(self._tokens) >= self._max_tokens:
+            self._finish = "length"
+        return piece
+
+    def __iter__(self) -> "TokenStream":
+        return self
+
+    def __next__(self) -> str:
+        if self.result is not None:
+            raise StopIteration
+        if self._logits is None:
+            self._prefill()
+            if self._max_tokens == 0:
+                self._finish = "length"
+        while self._finish is None:
+            piece = self._step()
+            if piece:
+                return piece
+        tail = self._assembler.finish()
+        self._finalize()
+        if tail:
+            return tail
+        raise StopIteration
+
+    def _finalize(self) -> None:
+        now = time.perf_counter()
+        decode_s = now - self._t_start - self._prefill_s
+        n = len(self._tokens)
+        self.result = GenerationResult(
+            text=self._assembler.text,
+            tokens=list(self._tokens),
+            finish_reason=self._finish or "stop",
+            usage={"prompt_tokens": len(self._prompt_ids), "completion_tokens": n,
+                   "total_tokens": len(self._prompt_ids) + n},
+            timing={"prefill_s": self._prefill_s, "prefilled_tokens": self._prefilled_tokens,
+                    "decode_s": decode_s,
+                    "time_to_first_token_s": (self._t_first - self._t_start) if self._t_first else None,
+                    "tokens_per_s": n / decode_s if n and decode_s > 0 else None,
+                    "total_s": now - self._t_start},
+            state=self._state,
+        )
+
+    def close(self) -> None:
+        """Stop decoding now; :attr:`result` reflects what was generated so far."""
+        if self.result is None:
+            if self._finish is None:
+                self._finish = "cancelled"
+            self._assembler.finish()
+            self._finalize()
+
+    def __enter__(self) -> "TokenStream":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def prompt_to_ids(prompt, tokenizer, vocab_size: int) -> list[int]:
+    """A str (encoded with ``tokenizer``) or a sequence of token ids -> list of ids.
+
+    An empty prompt starts a fresh document: the end-of-text id 0, which RWKV
+    World models are trained to see between documents.
+    """
+    if isinstance(prompt, str):
+        if tokenizer is None:
+            raise ValueError("this model has no tokenizer for text prompts; pass token ids")
+        ids = tokenizer.encode(prompt)
+    elif isinstance(prompt, (list, tuple, np.ndarray)):
+        arr = np.asarray(prompt)
+        if arr.size and (arr.ndim != 1 or arr.dtype.kind not in "iu"):
+            raise TypeError("a token-id prompt must be a flat sequence of ints")
+        ids = [int(t) for t in arr.tolist()]
+        bad = next((t for t in ids if t < 0 or t >= vocab_size), None)
+        if bad is not None:
+            raise ValueError(f"token id {bad} is outside the model's vocabulary [0, {vocab_size})")
+    else:
+        raise TypeError(f"prompt must be a str or a list of token ids, got {type(prompt).__name__}")
+    return ids or [END_OF_TEXT]
+
+
+def sampler_for(vocab_size: int, *, temperature, top_p, top_k, min_p, presence_penalty,
+                frequency_penalty, seed, banned: Iterable[int] = (),
+                zero_weight_ids: Iterable[int] = ()) -> Sampler:
+    return Sampler(vocab_size, temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p,
+                   presence_penalty=presence_penalty, frequency_penalty=frequency_penalty,
+                   banned_tokens=list(banned), seed=seed, zero_weight_ids=zero_weight_ids)

@@ -1,0 +1,209 @@
+"""Token sampling from logits (compiled), reproducible with a seed.
+
+The steps and their order are documented on :class:`Sampler`; the pure-Python
+twin ``sutra_fast.reference.sampler`` repeats them operation for operation, so
+the same seed and logits give the same tokens in both.
+"""
+from __future__ import annotations
+
+import math
+import os
+import threading
+from typing import Iterable, Mapping
+
+import numpy as np
+
+from sutra_fast import _core
+
+__all__ = ["Sampler", "PenaltyState", "Rng", "reference_zero_weight_ids"]
+
+_U64 = 2**64
+
+
+def _check_int(name: str, v, lo: int | None = None) -> int:
+    if isinstance(v, bool) or not hasattr(v, "__index__"):
+        raise TypeError(f"{name} must be an int, got {type(v).__name__}")
+    v = v.__index__()
+    if lo is not None and v < lo:
+        raise ValueError(f"{name} must be >= {lo}, got {v}")
+    return v
+
+
+def _check_float(name: str, v) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)):
+        raise TypeError(f"{name} must be a number, got {type(v).__name__}")
+    v = float(v)
+    if math.isnan(v):
+        raise ValueError(f"{name} must not be NaN")
+    return v
+
+
+def _seed_value(seed) -> int:
+    if seed is None:
+        return int.from_bytes(os.urandom(8), "little")
+    seed = _check_int("seed", seed)
+    if not 0 <= seed < _U64:
+        raise ValueError(f"seed must be in [0, 2**64), got {seed}")
+    return seed
+
+
+class Rng:
+    """xoshiro256** seeded by splitmix64; the twin ``reference.sampler.Rng``
+    produces the same stream."""
+
+    __slots__ = ("_impl",)
+
+    def __init__(self, seed: int | None = None):
+        self._impl = _core.Rng(_seed_value(seed))
+
+    def next_u64(self) -> int:
+        return self._impl.next_u64()
+
+    def random(self) -> float:
+        """Uniform float in [0, 1) (53 random bits)."""
+        return self._impl.random()
+
+    def below(self, n: int) -> int:
+        """Uniform int in [0, n), 1 <= n < 2**64."""
+        n = _check_int("n", n, 1)
+        if n >= _U64:
+            raise ValueError("n must be < 2**64")
+        return self._impl.below(n)
+
+    def reseed(self, seed: int) -> None:
+        self._impl.reseed(_seed_value(seed))
+
+    @property
+    def state(self) -> tuple:
+        return self._impl.state
+
+
+class PenaltyState:
+    """Counts for presence / frequency / repetition penalties (rwkv reference rule).
+
+    ``update(token)`` after each generated token: every count decays by
+    ``decay`` (0.996), then the token's count grows by 1 (0 for
+    ``zero_weight_ids``; the reference uses 0 for tokens that decode to spaces,
+    tabs or digits, see :func:`reference_zero_weight_ids`). A token once seen
+    stays present: the presence penalty applies even at count 0.
+    """
+
+    __slots__ = ("_impl",)
+
+    def __init__(self, vocab_size: int, decay: float = 0.996, zero_weight_ids: Iterable[int] = ()):
+        vocab_size = _check_int("vocab_size", vocab_size, 1)
+        decay = _check_float("penalty_decay", decay)
+        ids = [_check_int("zero_weight_ids[]", i) for i in zero_weight_ids]
+        self._impl = _core.PenaltyState(vocab_size, decay, ids)
+
+    def update(self, token: int) -> None:
+        self._impl.update(_check_int("token", token))
+
+    def reset(self) -> None:
+        self._impl.reset()
+
+    @property
+    def vocab_size(self) -> int:
+        return self._impl.vocab_size
+
+    @property
+    def present(self) -> np.ndarray:
+        """Ids seen so far, in first-seen order (a copy)."""
+        return self._impl.present
+
+    @property
+    def counts(self) -> np.ndarray:
+        """float64 [vocab_size] decayed counts (a copy)."""
+        return self._impl.counts
+
+
+def reference_zero_weight_ids(tokenizer) -> list[int]:
+    """Ids the rwkv reference gives frequency weight 0: those whose text is a
+    substring of ``" \\t0123456789"`` (a space, a tab, digits, id 0)."""
+    ids = []
+    for i in range(tokenizer.vocab_size):
+        try:
+            b = tokenizer.token_to_bytes(i)
+        except ValueError:
+            continue
+        if b in b" \t0123456789":
+            ids.append(i)
+    return ids
+
+
+class Sampler:
+    """Turns logits into a token id. One Sampler per generation stream.
+
+    Steps, in order (see src/core/sample/sampler.h for the exact arithmetic):
+
+    1. logits: 1-D C-contiguous float32 of ``vocab_size``, no NaN/+inf (-inf is fine);
+    2. ``repetition_penalty`` on tokens present in the penalty state (z>0: z/r, else z*r);
+    3. ``z -= presence_penalty + count * frequency_penalty`` for present tokens;
+    4. ``logit_bias`` added; 5. ``banned_tokens`` set to -inf;
+    6. ``temperature == 0``: greedy, the lowest index among the maxima;
+    7. probabilities at temperature 1 (fixed-point, exact sums);
+    8. ``top_p`` (nucleus, ties at the cutoff kept), ``top_k`` (ties: lower index)
+       and ``min_p`` (p >= min_p * p_max), each decided on the full temperature-1
+       distribution, as the rwkv reference decides top-p before temperature;
+    9. temperature applied to the kept tokens (p ** (1/T), renormalised);
+    10. a draw with the seeded :class:`Rng`.
+
+    ``sample`` records the drawn token in ``self.penalties`` (``record=False``
+    to skip), so a generation loop only calls ``sample``.
+    """
+
+    def __init__(self, vocab_size: int, *, temperature: float = 1.0, top_p: float = 1.0,
+                 top_k: int = 0, min_p: float = 0.0, presence_penalty: float = 0.0,
+                 frequency_penalty: float = 0.0, penalty_decay: float = 0.996,
+                 repetition_penalty: float = 1.0, logit_bias: Mapping[int, float] | None = None,
+                 banned_tokens: Iterable[int] | None = None, seed: int | None = None,
+                 zero_weight_ids: Iterable[int] = ()):
+        vocab_size = _check_int("vocab_size", vocab_size, 1)
+        bias = []
+        if logit_bias is not None:
+            if not isinstance(logit_bias, Mapping):
+                raise TypeError(f"logit_bias must be a mapping id -> float, got {type(logit_bias).__name__}")
+            for k, v in logit_bias.items():
+                bias.append((_check_int("logit_bias key", k), _check_float(f"logit_bias[{k}]", v)))
+        banned = [] if banned_tokens is None else [_check_int("banned_tokens[]", t) for t in banned_tokens]
+        self._impl = _core.Sampler(
+            vocab_size, _check_float("temperature", temperature), _check_float("top_p", top_p),
+            _check_int("top_k", top_k), _check_float("min_p", min_p),
+            _check_float("presence_penalty", presence_penalty),
+            _check_float("frequency_penalty", frequency_penalty),
+            _check_float("repetition_penalty", repetition_penalty), bias, banned)
+        self.penalties = PenaltyState(vocab_size, penalty_decay, zero_weight_ids)
+        self.rng = Rng(seed)
+        self.params = dict(temperature=float(temperature), top_p=float(top_p), top_k=int(top_k),
+                           min_p=float(min_p), presence_penalty=float(presence_penalty),
+                           frequency_penalty=float(frequency_penalty),
+                           penalty_decay=float(penalty_decay),
+                           repetition_penalty=float(repetition_penalty),
+                           logit_bias=dict(bias), banned_tokens=list(banned))
+        self._uses_penalties = (presence_penalty != 0 or frequency_penalty != 0
+                                or repetition_penalty != 1)
+        self._lock = threading.Lock()  # scratch buffers: one call at a time
+
+    @property
+    def vocab_size(self) -> int:
+        return self._impl.vocab_size
+
+    def sample(self, logits: np.ndarray, *, record: bool = True) -> int:
+        """Draw one token id from ``logits`` (float32 [vocab_size], not modified)."""
+        with self._lock:
+            pen = self.penalties._impl if self._uses_penalties else None
+            token = self._impl.sample(logits, pen, self.rng._impl)
+            if record:
+                self.penalties._impl.update(token)
+            return token
+
+    def process(self, logits: np.ndarray) -> np.ndarray:
+        """Steps 1-5 only: the logits after penalties, bias and bans (a new array)."""
+        pen = self.penalties._impl if self._uses_penalties else None
+        return self._impl.process(logits, pen)
+
+    def reset(self, seed: int | None = None) -> None:
+        """Clear the penalty counts; reseed the generator if ``seed`` is given."""
+        self.penalties.reset()
+        if seed is not None:
+            self.rng.reseed(seed)

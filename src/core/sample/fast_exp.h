@@ -1,0 +1,52 @@
+// exp(x) for x <= 0 in float32 with a fixed sequence of IEEE operations
+// (no FMA, no library call) so that numpy float32 arithmetic in the Python
+// twin reproduces every bit. Relative error ~3e-7. Returns 0 for x < -80
+// (and for -inf / NaN), which keeps every intermediate a normal number.
+// Constants are hex literals so both sides read the same float32 values.
+#pragma once
+#include <cstdint>
+#include <cstring>
+
+namespace sutra::sample {
+
+inline float bits_to_float(uint32_t b) noexcept {
+  float f;
+  std::memcpy(&f, &b, sizeof f);
+  return f;
+}
+inline uint32_t float_to_bits(float f) noexcept {
+  uint32_t b;
+  std::memcpy(&b, &f, sizeof b);
+  return b;
+}
+
+// Branch-free (bit masks instead of selects) so loops over it vectorize.
+inline float exp_nonpos(float x) noexcept {
+  const uint32_t mask = 0u - static_cast<uint32_t>(x >= -80.0f);  // all ones if in range
+  x = bits_to_float(float_to_bits(x) & mask);                     // out of range -> 0
+  const float t = x * 0x1.715476p+0f;              // x / ln 2
+  const float n = (t + 0x1.8p+23f) - 0x1.8p+23f;   // round to nearest integer (1.5 * 2^23 trick)
+  float r = x - n * 0x1.62e4p-1f;                  // ln 2, high part: n * it is exact
+  r = r - n * 0x1.7f7d1cp-20f;                     // ln 2, low part
+  float p = 0x1.a01a02p-13f;                       // Taylor series of exp(r), |r| <= 0.35
+  p = p * r + 0x1.6c16c2p-10f;
+  p = p * r + 0x1.111112p-7f;
+  p = p * r + 0x1.555556p-5f;
+  p = p * r + 0x1.555556p-3f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  const float scale = bits_to_float(static_cast<uint32_t>((static_cast<int32_t>(n) + 127) << 23));  // 2^n
+  return bits_to_float(float_to_bits(p * scale) & mask);
+}
+
+// Fixed-point probability: round-to-nearest-even(e * 2^40) for e in [0, 1],
+// via the 2^52 magic number (exact in double, vectorizes, same as np.rint).
+inline uint64_t to_fixed(float e) noexcept {
+  const double d = static_cast<double>(e * 0x1.0p40f) + 0x1.0p52;
+  uint64_t bits;
+  std::memcpy(&bits, &d, sizeof bits);
+  return bits - 0x4330000000000000ull;
+}
+
+}  // namespace sutra::sample

@@ -1,0 +1,288 @@
+#include "sample/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <queue>
+#include <stdexcept>
+#include <string>
+
+#include "sample/fast_exp.h"
+#include "sample/kernels_table.h"
+
+namespace sutra::sample {
+namespace {
+
+constexpr int kBucketShift = 17;     // top-p histogram: float bits >> 17
+constexpr size_t kBuckets = (0x3F800000u >> kBucketShift) + 1;
+
+const KernelTable& kernels() { return SUTRA_ISA_SELECT(sutra::sample); }
+
+[[noreturn]] void bad(const std::string& name, const std::string& msg) {
+  throw std::invalid_argument(name + " " + msg);
+}
+
+uint32_t float_bits(float x) noexcept { return float_to_bits(x); }
+
+}  // namespace
+
+void validate(const SamplerParams& p, int64_t vocab_size) {
+  if (vocab_size < 1 || vocab_size > (int64_t{1} << 22))
+    bad("vocab_size", "must be in [1, 4194304], got " + std::to_string(vocab_size));
+  if (!(p.temperature >= 0.0 && std::isfinite(p.temperature)))
+    bad("temperature", "must be a finite number >= 0 (0 = greedy), got " + std::to_string(p.temperature));
+  if (!(p.top_p >= 0.0 && p.top_p <= 1.0)) bad("top_p", "must be in [0, 1], got " + std::to_string(p.top_p));
+  if (p.top_k < 0) bad("top_k", "must be >= 0 (0 = off), got " + std::to_string(p.top_k));
+  if (!(p.min_p >= 0.0 && p.min_p <= 1.0)) bad("min_p", "must be in [0, 1], got " + std::to_string(p.min_p));
+  if (!std::isfinite(p.presence_penalty)) bad("presence_penalty", "must be finite");
+  if (!std::isfinite(p.frequency_penalty)) bad("frequency_penalty", "must be finite");
+  if (!(p.repetition_penalty > 0.0 && std::isfinite(p.repetition_penalty)))
+    bad("repetition_penalty", "must be a finite number > 0 (1 = off), got " +
+                                  std::to_string(p.repetition_penalty));
+  for (const auto& [id, b] : p.logit_bias) {
+    if (id < 0 || id >= vocab_size)
+      bad("logit_bias", "token id " + std::to_string(id) + " is out of range [0, " +
+                            std::to_string(vocab_size) + ")");
+    if (std::isnan(b) || b == std::numeric_limits<float>::infinity())
+      bad("logit_bias", "value for token " + std::to_string(id) + " must be finite or -inf");
+  }
+  for (int64_t id : p.banned)
+    if (id < 0 || id >= vocab_size)
+      bad("banned_tokens", "token id " + std::to_string(id) + " is out of range [0, " +
+                               std::to_string(vocab_size) + ")");
+}
+
+Sampler::Sampler(int64_t vocab_size, SamplerParams params)
+    : vocab_size_(vocab_size), params_(std::move(params)) {
+  validate(params_, vocab_size_);
+  const size_t n = static_cast<size_t>(vocab_size_);
+  z_.resize(n);
+  e_.resize(n);
+  w_.resize(n);
+}
+
+void Sampler::check(const float* logits, int64_t n, const PenaltyState* pen, float* max_out) const {
+  if (n != vocab_size_)
+    bad("logits", "must have " + std::to_string(vocab_size_) + " values (the sampler's vocab_size), got " +
+                      std::to_string(n));
+  if (pen && pen->vocab_size() != vocab_size_)
+    bad("penalties", "vocab_size " + std::to_string(pen->vocab_size()) + " != sampler vocab_size " +
+                         std::to_string(vocab_size_));
+  size_t nbad = 0;
+  *max_out = kernels().max_check(logits, static_cast<size_t>(n), &nbad);
+  if (nbad) {
+    for (int64_t i = 0; i < n; ++i)
+      if (!(logits[i] < std::numeric_limits<float>::infinity()) &&
+          logits[i] != -std::numeric_limits<float>::infinity())
+        bad("logits", "contain " + std::string(std::isnan(logits[i]) ? "NaN" : "+inf") + " at index " +
+                          std::to_string(i));
+  }
+}
+
+bool Sampler::modifies(const PenaltyState* pen) const noexcept {
+  const SamplerParams& p = params_;
+  const bool penal = pen && !pen->present().empty() &&
+                     (p.repetition_penalty != 1.0 || p.presence_penalty != 0.0 || p.frequency_penalty != 0.0);
+  return penal || !p.logit_bias.empty() || !p.banned.empty();
+}
+
+void Sampler::apply(const PenaltyState* pen, float* z) const noexcept {
+  const SamplerParams& p = params_;
+  if (pen) {
+    if (p.repetition_penalty != 1.0) {
+      const float r = static_cast<float>(p.repetition_penalty);
+      for (int32_t t : pen->present()) z[t] = z[t] > 0.0f ? z[t] / r : z[t] * r;
+    }
+    if (p.presence_penalty != 0.0 || p.frequency_penalty != 0.0) {
+      const std::vector<double>& c = pen->counts();
+      for (int32_t t : pen->present())
+        z[t] = static_cast<float>(static_cast<double>(z[t]) -
+                                  (p.presence_penalty + c[static_cast<size_t>(t)] * p.frequency_penalty));
+    }
+  }
+  for (const auto& [id, b] : p.logit_bias) z[id] = z[id] + b;
+  for (int64_t id : p.banned) z[id] = -std::numeric_limits<float>::infinity();
+}
+
+void Sampler::process(const float* logits, int64_t n, const PenaltyState* pen, float* z) const {
+  float m;
+  check(logits, n, pen, &m);
+  std::copy(logits, logits + n, z);
+  apply(pen, z);
+}
+
+namespace {
+
+// Top-p cutoff: the largest value v among e with sum(to_fixed(e[e >= v])) >= target.
+// Candidates: the tokens with e >= tau for a threshold tau whose tokens surely
+// hold the target (a float estimate with a safety margin picks tau; a wrong
+// guess can only make the candidate set larger, never change the result).
+// Only the candidates are ordered. Fills idx with their indices, ascending.
+float top_p_cutoff(const float* e, size_t n, uint64_t target,
+                   std::vector<std::pair<float, uint64_t>>* cand, std::vector<int32_t>* idx,
+                   size_t* count_out) {
+  const KernelTable& K = kernels();
+  float tau = 0.0f;  // fallback: every token
+  if (target == 0) {
+    tau = 1.0f;  // the maximum (e == 1 exactly)
+  } else {
+    // float sums: relative error <= n * 2^-24; fixed-point rounding <= n / 2 units.
+    const double shrink = 1.0 - static_cast<double>(n) * 0x1.0p-23;
+    if (shrink > 0.5) {
+      float t[4], approx[4];
+      bool found = false;
+      for (int k = 1; k <= 20 && !found; k += 4) {  // thresholds 2^-2 ... 2^-40
+        for (int j = 0; j < 4; ++j) t[j] = std::ldexp(1.0f, -2 * std::min(k + j, 20));
+        K.approx_masses(e, n, t, approx);
+        for (int j = 0; j < 4 && !found; ++j) {
+          const double sure = static_cast<double>(approx[j]) * shrink * 0x1.0p40 - static_cast<double>(n);
+          if (sure >= static_cast<double>(target)) {
+            tau = t[j];
+            found = true;
+          }
+        }
+      }
+    }
+  }
+  idx->resize(n);
+  const size_t count = K.select_at_least(e, n, tau, idx->data());
+  *count_out = count;
+  auto* c = cand;
+  c->clear();
+  for (size_t k = 0; k < count; ++k) {
+    const float v = e[(*idx)[k]];
+    c->emplace_back(v, to_fixed(v));
+  }
+  uint64_t above = 0;  // mass of the candidates above the boundary bucket
+  if (c->size() > 2048) {
+    // Narrow down with a histogram on the float bits (monotonic for e >= 0).
+    std::vector<uint64_t> hist(kBuckets, 0);
+    for (const auto& [v, w] : *c) hist[float_bits(v) >> kBucketShift] += w;
+    size_t b = kBuckets - 1;
+    for (; b > 0 && above + hist[b] < target; --b) above += hist[b];
+    size_t k = 0;
+    for (const auto& x : *c)
+      if ((float_bits(x.first) >> kBucketShift) == b) (*c)[k++] = x;
+    c->resize(k);
+  }
+  std::sort(c->begin(), c->end(), [](const auto& x, const auto& y) { return x.first > y.first; });
+  uint64_t acc = above;
+  for (size_t k = 0; k < c->size();) {
+    const float v = (*c)[k].first;
+    for (; k < c->size() && (*c)[k].first == v; ++k) acc += (*c)[k].second;
+    if (acc >= target) return v;
+  }
+  return c->empty() ? 0.0f : c->back().first;  // not reached: the candidates hold the target
+}
+
+// Smallest float f with double(f) >= x, for x in [0, 1].
+float float_at_least(double x) noexcept {
+  float f = static_cast<float>(x);
+  if (static_cast<double>(f) < x) f = std::nextafter(f, 2.0f);
+  return f;
+}
+
+}  // namespace
+
+int64_t Sampler::sample(const float* logits, int64_t n, const PenaltyState* pen, Rng& rng) {
+  const KernelTable& K = kernels();
+  const SamplerParams& p = params_;
+  const size_t N = static_cast<size_t>(n);
+  float m;
+  check(logits, n, pen, &m);
+  const float* z = logits;
+  if (modifies(pen)) {  // work on a copy; the caller's logits stay untouched
+    std::copy(logits, logits + n, z_.data());
+    apply(pen, z_.data());
+    z = z_.data();
+    size_t unused;
+    m = K.max_check(z, N, &unused);
+  }
+  if (m == -std::numeric_limits<float>::infinity())
+    bad("logits", "are -inf for every token (all banned?): nothing to sample");
+  if (p.temperature == 0.0) return static_cast<int64_t>(K.first_equal(z, N, m));
+
+  const bool nucleus = p.top_p < 1.0;
+  const bool tempered = p.temperature != 1.0;
+  const float inv_t = static_cast<float>(1.0 / p.temperature);
+  const bool filtered = nucleus || p.min_p > 0.0 || (p.top_k > 0 && p.top_k < n);
+  if (!filtered) {
+    // Every token kept: only the weights w = exp((z - m) / T) are needed; they
+    // also stand in for e in the keep test (w >= 0 always holds).
+    const uint64_t total = K.exp_sum(z, N, m, tempered ? inv_t : 1.0f, w_.data());
+    const KeepRule all{0.0f, -std::numeric_limits<float>::infinity(), n};
+    return static_cast<int64_t>(K.find_draw(w_.data(), w_.data(), z, N, all, rng.below(total)));
+  }
+
+  // 7. e = exp(z - m); Q = sum of the fixed-point weights, needed only by top-p
+  // ((z - m) * 1.0f == z - m exactly, so both paths give the same e).
+  float* e = e_.data();
+  uint64_t Q = 0;
+  if (nucleus)
+    Q = K.exp_sum(z, N, m, 1.0f, e);
+  else
+    K.tempered(z, N, m, 1.0f, e);
+
+  // 8. Filters. top-p and min-p become one threshold on e; top-k a (zk, ik) pair.
+  KeepRule rule{0.0f, -std::numeric_limits<float>::infinity(), n};
+  size_t ncand = 0;  // with top-p, every kept token is among idx_[0, ncand)
+  if (nucleus) {
+    const uint64_t target =
+        std::min<uint64_t>(static_cast<uint64_t>(std::ceil(p.top_p * static_cast<double>(Q))), Q);
+    rule.thr = top_p_cutoff(e, N, target, &cand_, &idx_, &ncand);
+  }
+  if (p.min_p > 0.0) rule.thr = std::max(rule.thr, float_at_least(p.min_p));
+  if (p.top_k > 0 && p.top_k < n) {
+    // The k-th best (z desc, index asc): a min-heap of the k best so far; a
+    // later index replaces the worst only with a strictly larger z.
+    const size_t k = static_cast<size_t>(p.top_k);
+    auto worse = [z](int32_t a, int32_t b) { return z[a] > z[b] || (z[a] == z[b] && a < b); };
+    std::vector<int32_t>& heap = heap_;
+    heap.clear();
+    for (size_t i = 0; i < k; ++i) heap.push_back(static_cast<int32_t>(i));
+    std::make_heap(heap.begin(), heap.end(), worse);
+    float worst = z[heap.front()];
+    for (size_t i = k; i < N; ++i) {
+      if (z[i] > worst) {
+        std::pop_heap(heap.begin(), heap.end(), worse);
+        heap.back() = static_cast<int32_t>(i);
+        std::push_heap(heap.begin(), heap.end(), worse);
+        worst = z[heap.front()];
+      }
+    }
+    rule.zk = z[heap.front()];
+    rule.ik = heap.front();
+  }
+
+  // 9-10. Weights (temperature applies here only), total and draw.
+  if (nucleus && ncand < N / 4) {  // every kept token is a candidate (ascending ids): skip full passes
+    const int32_t* c = idx_.data();
+    auto weight = [&](size_t i) -> uint64_t {
+      const bool keep = (e[i] >= rule.thr) &
+                        ((z[i] > rule.zk) | ((z[i] == rule.zk) & (static_cast<int64_t>(i) <= rule.ik)));
+      if (!keep) return 0;
+      return to_fixed(tempered ? exp_nonpos((z[i] - m) * inv_t) : e[i]);
+    };
+    uint64_t total = 0;
+    for (size_t k = 0; k < ncand; ++k) total += weight(static_cast<size_t>(c[k]));
+    if (total == 0) bad("logits", "leave no token with non-zero probability");  // the max is always kept
+    const uint64_t r = rng.below(total);
+    uint64_t acc = 0;
+    for (size_t k = 0; k < ncand; ++k) {
+      acc += weight(static_cast<size_t>(c[k]));
+      if (acc > r) return c[k];
+    }
+    return c[ncand - 1];  // unreachable
+  }
+  const float* w = e;
+  if (tempered) {
+    K.tempered(z, N, m, inv_t, w_.data());
+    w = w_.data();
+  }
+  const uint64_t total = K.kept_total(e, w, z, N, rule);
+  if (total == 0) bad("logits", "leave no token with non-zero probability");  // the max is always kept
+  return static_cast<int64_t>(K.find_draw(e, w, z, N, rule, rng.below(total)));
+}
+
+}  // namespace sutra::sample
