@@ -25,7 +25,8 @@ SUITES = {"kernels": "benchmarks/bench_kernels.py",
           "wordpiece": "benchmarks/bench_wordpiece.py",
           "world_tokenizer": "benchmarks/bench_world_tokenizer.py",
           "sampler": "benchmarks/bench_sampler.py",
-          "rwkv": "benchmarks/bench_rwkv.py"}
+          "rwkv": "benchmarks/bench_rwkv.py",
+          "generate": "benchmarks/bench_generate.py"}
 OURS = "sutra_fast"
 
 
@@ -46,20 +47,34 @@ def machine() -> str:
 
 
 def render(data: dict) -> str:
+    """One table per benchmark group; extra_info fields other than the contender
+    (e.g. time to first token) become extra columns."""
     groups = defaultdict(list)
     for b in data["benchmarks"]:
-        who = b.get("extra_info", {}).get("contender", b["name"])
-        groups[b["group"] or b["name"]].append((who, b["stats"]["median"]))
+        extra = dict(b.get("extra_info", {}))
+        who = extra.pop("contender", b["name"])
+        groups[b["group"] or b["name"]].append((who, b["stats"]["median"], extra))
     lines = []
     for group, rows in groups.items():
-        ours = dict(rows).get(OURS)
-        lines += [f"**{group}**", "", "| contender | median | time / sutra_fast's |",
-                  "|---|---:|---:|"]
-        for who, median in sorted(rows, key=lambda r: r[1]):
+        ours = next((median for who, median, _ in rows if who == OURS), None)
+        keys = sorted({k for _, _, extra in rows for k in extra})
+        lines += [f"**{group}**", "",
+                  "| contender | median | time / sutra_fast's |" + "".join(f" {k} |" for k in keys),
+                  "|---|---:|---:|" + "---:|" * len(keys)]
+        for who, median, extra in sorted(rows, key=lambda r: r[1]):
             ratio = f"{median / ours:.2f}x" if ours else "n/a"
-            lines.append(f"| {who} | {median * 1e6:,.1f} µs | {ratio} |")
+            cells = "".join(f" {extra.get(k, '')} |" for k in keys)
+            lines.append(f"| {who} | {_duration(median)} | {ratio} |{cells}")
         lines.append("")
     return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 1:
+        return f"{seconds:,.2f} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:,.2f} ms"
+    return f"{seconds * 1e6:,.1f} µs"
 
 
 def run_suite(name: str, path: str) -> str:

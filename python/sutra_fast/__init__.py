@@ -15,6 +15,7 @@ from sutra_fast.wordpiece import WordPieceTokenizer
 from sutra_fast.world_tokenizer import WorldTokenizer
 from sutra_fast.sampler import PenaltyState, Rng, Sampler
 from sutra_fast.generator import Generator, RwkvState
+from sutra_fast.generation import GenerationResult, TokenStream
 
 __all__ = [
     "__version__",
@@ -31,6 +32,8 @@ __all__ = [
     "Rng",
     "Generator",
     "RwkvState",
+    "GenerationResult",
+    "TokenStream",
 ]
 
 

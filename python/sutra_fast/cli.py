@@ -41,6 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p = sub.add_parser("info", help="show CPU/ISA/thread settings and run a small kernel demo")
     p.set_defaults(func=_cmd_info)
+
+    from sutra_fast import cli_generate
+
+    cli_generate.add_parser(sub)
     return parser
 
 
@@ -52,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError) as e:
+    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as e:
         print(f"sutra-fast: error: {e}", file=sys.stderr)
         return 2
 

@@ -4,7 +4,9 @@
     state = gen.new_state()
     logits = gen.forward([1, 2, 3], state)              # float32 [vocab]; state updated in place
 
-Text generation (tokenizer, sampler, generate/stream) builds on this.
+    out = gen.generate("The capital of France is", max_tokens=32, temperature=0)
+    for piece in gen.stream("Once upon a time", max_tokens=64, seed=1): print(piece, end="")
+    gen.chat([{"role": "user", "content": "Hi!"}]).text
 """
 from __future__ import annotations
 
@@ -15,11 +17,22 @@ from typing import Iterable
 import numpy as np
 
 from sutra_fast import _core
+from sutra_fast.generation import (CHAT_STOP, GenerationResult, PromptCache, TokenStream,
+                                   chat_prompt, normalize_stop, prompt_to_ids, sampler_for)
 from sutra_fast.rwkv_loader import RwkvConfig, detect_config, read_checkpoint
 
 __all__ = ["Generator", "RwkvState"]
 
 _DTYPES = ("fp32", "bf16", "int8")
+_UNSET = object()
+
+
+def _check_count(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return int(value)
 
 
 class RwkvState:
@@ -72,6 +85,8 @@ class Generator:
         self._model = model
         self._config = config
         self.path = path
+        self._tokenizer = _UNSET
+        self.prompt_cache: PromptCache | None = None
 
     @classmethod
     def load(cls, path: str | os.PathLike, dtype: str = "fp32", threads: int | None = None) -> "Generator":
@@ -168,6 +183,101 @@ class Generator:
             raise ValueError(f"token id {ids.max()} is outside the vocabulary [0, {self.vocab_size})")
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         return self._model.forward(ids, state.att_x_prev, state.att_kv, state.ffn_x_prev)
+
+    # ---- text generation (the loop lives in sutra_fast.generation)
+    @property
+    def tokenizer(self):
+        """The RWKV World tokenizer when this model's vocabulary covers it (real
+        World checkpoints: 65536 >= 65530), else None: such a model takes token-id
+        prompts only. Token bytes are always decoded with the World vocabulary."""
+        if self._tokenizer is _UNSET:
+            from sutra_fast.world_tokenizer import WorldTokenizer
+
+            world = WorldTokenizer.default()
+            self._tokenizer = world if self.vocab_size >= world.vocab_size else None
+        return self._tokenizer
+
+    def token_bytes(self, token: int) -> bytes:
+        """The bytes of one token (World vocabulary; id 0 and ids past it are b"")."""
+        from sutra_fast.world_tokenizer import WorldTokenizer
+
+        world = WorldTokenizer.default()
+        return world.token_to_bytes(token) if 0 < token < world.vocab_size else b""
+
+    def enable_prompt_cache(self, max_entries: int = 8) -> None:
+        """Keep the states after the last ``max_entries`` prompts: a prompt that
+        starts with a cached one (a chat grown by a turn) feeds only the new tokens."""
+        self.prompt_cache = PromptCache(max_entries)
+
+    def stream(self, prompt, *, max_tokens: int = 128, temperature: float = 1.0,
+               top_p: float = 0.85, top_k: int = 0, min_p: float = 0.0,
+               presence_penalty: float = 0.0, frequency_penalty: float = 0.0,
+               seed: int | None = None, stop=None, state: RwkvState | None = None) -> TokenStream:
+        """Generate text piece by piece: ``for piece in gen.stream(...)``.
+
+        Pieces are valid UTF-8 text as soon as it forms; a stop string is never
+        shown, even in part. Closing the stream (``.close()``, a ``with`` block,
+        or breaking out of the loop and dropping it) stops decoding at once;
+        ``stream.result`` then holds the :class:`GenerationResult`. Arguments
+        as for :meth:`generate`.
+        """
+        max_tokens = _check_count("max_tokens", max_tokens)
+        stop = normalize_stop(stop)
+        ids = prompt_to_ids(prompt, self.tokenizer, self.vocab_size)
+        if state is not None and not isinstance(state, RwkvState):
+            raise TypeError(f"state must be an RwkvState (from new_state()), got {type(state).__name__}")
+        from sutra_fast.world_tokenizer import WorldTokenizer
+
+        world_size = WorldTokenizer.default().vocab_size
+        sampler = sampler_for(
+            self.vocab_size, temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p,
+            presence_penalty=presence_penalty, frequency_penalty=frequency_penalty, seed=seed,
+            banned=range(world_size, self.vocab_size))  # padding ids past the vocabulary
+        cache = self.prompt_cache if state is None else None  # a caller's state is not a fresh start
+        return TokenStream(self, ids, max_tokens=max_tokens, sampler=sampler, stop=stop,
+                           state=self.new_state() if state is None else state, cache=cache)
+
+    def generate(self, prompt, *, max_tokens: int = 128, temperature: float = 1.0,
+                 top_p: float = 0.85, top_k: int = 0, min_p: float = 0.0,
+                 presence_penalty: float = 0.0, frequency_penalty: float = 0.0,
+                 seed: int | None = None, stop=None, state: RwkvState | None = None) -> GenerationResult:
+        """Generate a completion of ``prompt``.
+
+        Arguments:
+            prompt: a str (needs :attr:`tokenizer`) or a list of token ids; an
+                empty prompt starts from the end-of-text token 0.
+            max_tokens: most tokens to generate (0 = only prefill).
+            temperature, top_p, top_k, min_p, presence_penalty, frequency_penalty:
+                sampling, as :class:`sutra_fast.Sampler` (temperature 0 = greedy).
+            seed: makes the run reproducible; None draws a fresh seed.
+            stop: a str or list of str; generation ends at the first one, which
+                is cut from the text (matched across token boundaries).
+            state: continue from this state (updated in place) instead of a fresh one.
+
+        Returns:
+            GenerationResult: ``text``, ``tokens``, ``finish_reason`` ("stop" |
+            "length"), ``usage`` (prompt/completion/total tokens), ``timing``
+            (prefill, time to first token, tokens/s) and the final ``state``.
+
+        Raises:
+            ValueError / TypeError: bad prompt or parameter (the message names it).
+        """
+        stream = self.stream(prompt, max_tokens=max_tokens, temperature=temperature, top_p=top_p,
+                             top_k=top_k, min_p=min_p, presence_penalty=presence_penalty,
+                             frequency_penalty=frequency_penalty, seed=seed, stop=stop, state=state)
+        for _ in stream:
+            pass
+        return stream.result
+
+    def chat(self, messages, **kwargs) -> GenerationResult:
+        """Answer the last turn of ``messages`` (``[{"role": "system"|"user"|"assistant",
+        "content": str}, ...]``) in the RWKV World chat format; stops at the next
+        ``\n\nUser:`` (plus any ``stop`` given). Other arguments as :meth:`generate`;
+        ``stream=True`` returns a :class:`TokenStream` instead."""
+        as_stream = kwargs.pop("stream", False)
+        kwargs["stop"] = (CHAT_STOP,) + normalize_stop(kwargs.get("stop"))
+        prompt = chat_prompt(messages)
+        return self.stream(prompt, **kwargs) if as_stream else self.generate(prompt, **kwargs)
 
     def __repr__(self) -> str:
         return (f"Generator(version={self.version!r}, n_layer={self.n_layer}, n_embd={self.n_embd}, "

@@ -1,0 +1,57 @@
+"""``sutra-fast generate``: stream a completion from an RWKV checkpoint to stdout."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "generate", help="generate text with an RWKV-7 checkpoint (streams to stdout)",
+        description="Stream a completion of PROMPT (or of stdin when PROMPT is '-' or missing) "
+                    "from an RWKV-7 .pth/.safetensors checkpoint. Tokens/s go to stderr.")
+    p.add_argument("prompt", nargs="?", default="-", help="the prompt text ('-': read stdin)")
+    p.add_argument("--model", required=True, help="RWKV-7 checkpoint (.pth or .safetensors)")
+    p.add_argument("--dtype", choices=["fp32", "bf16", "int8"], default="fp32",
+                   help="weight precision (default fp32)")
+    p.add_argument("--max-tokens", type=int, default=128, help="most tokens to generate")
+    p.add_argument("--temperature", type=float, default=1.0, help="0 = greedy")
+    p.add_argument("--top-p", type=float, default=0.85)
+    p.add_argument("--top-k", type=int, default=0, help="0 = off")
+    p.add_argument("--min-p", type=float, default=0.0)
+    p.add_argument("--presence-penalty", type=float, default=0.0)
+    p.add_argument("--frequency-penalty", type=float, default=0.0)
+    p.add_argument("--seed", type=int, default=None, help="reproducible sampling")
+    p.add_argument("--stop", action="append", default=None, help="stop string (repeatable)")
+    p.add_argument("--chat", action="store_true",
+                   help="treat the prompt as one user turn in the RWKV World chat format")
+    p.add_argument("--threads", type=int, default=None, help="compiled-core threads")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import sutra_fast as sf
+
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    if args.threads is not None:
+        sf.set_num_threads(args.threads)
+    gen = sf.Generator.load(args.model, dtype=args.dtype)
+    options = dict(max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p,
+                   top_k=args.top_k, min_p=args.min_p, presence_penalty=args.presence_penalty,
+                   frequency_penalty=args.frequency_penalty, seed=args.seed, stop=args.stop)
+    if args.chat:
+        stream = gen.chat([{"role": "user", "content": prompt}], stream=True, **options)
+    else:
+        stream = gen.stream(prompt, **options)
+    with stream:
+        for piece in stream:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+    sys.stdout.write("\n")
+    r = stream.result
+    t = r.timing
+    rate = f"{t['tokens_per_s']:.1f} tok/s" if t["tokens_per_s"] else "n/a tok/s"
+    print(f"[{r.usage['prompt_tokens']} prompt + {r.usage['completion_tokens']} generated tokens; "
+          f"prefill {t['prefill_s'] * 1e3:.0f} ms; {rate}; finish: {r.finish_reason}]",
+          file=sys.stderr)
+    return 0

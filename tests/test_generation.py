@@ -1,0 +1,330 @@
+"""Text generation: Generator.generate / stream / chat, the CLI, and their pieces.
+
+Models are random-weight RWKV-7 checkpoints written by the tests (tests/rwkv_checkpoints.py):
+TINY (vocab 97: token-id prompts only) and WORLD_TINY (vocab 65536, so text
+prompts go through the World tokenizer). A scripted stand-in model checks the
+decode loop where exact token sequences matter (multi-byte characters split
+across tokens, stop strings, cancellation).
+"""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import rwkv_checkpoints as rc
+import sutra_fast as sf
+from sutra_fast.generation import (PromptCache, TextAssembler, TokenStream, chat_prompt,
+                                   sampler_for)
+
+WORLD_TINY = rc.Shape(n_layer=2, n_embd=32, head_size=16, vocab=65536, d_w=8, d_a=8, d_v=4, d_g=8)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    path = rc.make_checkpoint(tmp_path_factory.mktemp("tiny"), rc.TINY, seed=3, fmt="safetensors")
+    return sf.Generator.load(path)
+
+
+@pytest.fixture(scope="module")
+def world_path(tmp_path_factory):
+    return rc.make_checkpoint(tmp_path_factory.mktemp("world"), WORLD_TINY, seed=5, fmt="pth")
+
+
+@pytest.fixture(scope="module")
+def world(world_path):
+    return sf.Generator.load(world_path)
+
+
+# ---------------------------------------------------------------- TextAssembler
+def test_assembler_waits_for_whole_characters():
+    a = TextAssembler()
+    data = "你好é😀".encode()
+    pieces = [a.push(data[i:i + 1]) for i in range(len(data))]
+    assert "".join(pieces) == "你好é😀"
+    assert all(p in ("", "你", "好", "é", "😀") for p in pieces)
+    assert a.finish() == ""
+
+
+def test_assembler_incomplete_tail_becomes_replacement_char():
+    a = TextAssembler()
+    assert a.push(b"ok\xe4\xbd") == "ok"
+    assert a.finish() == "\ufffd"
+    assert a.text == "ok\ufffd"
+
+
+def test_assembler_stop_across_pushes_is_cut_and_never_shown():
+    a = TextAssembler(stop=["\n\nUser:"])
+    shown = [a.push(b"Hello"), a.push(b"\n"), a.push(b"\nUs"), a.push(b"er: more")]
+    assert "".join(shown) == "Hello"
+    assert a.stopped and a.text == "Hello"
+    assert a.push(b"anything") == ""
+
+
+def test_assembler_releases_a_false_start():
+    a = TextAssembler(stop=["STOP"])
+    assert a.push(b"ab ST") == "ab "  # "ST" could begin "STOP": held back
+    assert a.push(b"AR") == "STAR"
+    assert not a.stopped
+    assert a.push(b" S") == " "
+    assert a.finish() == "S"  # the end releases whatever was held back
+
+
+def test_assembler_earliest_of_several_stops_wins():
+    a = TextAssembler(stop=["xyz", "b"])
+    assert a.push(b"aaxyzb") == "aa"
+
+
+def test_chat_prompt_format():
+    p = chat_prompt([{"role": "system", "content": "Be brief."},
+                     {"role": "user", "content": " Hi\n\n\nthere "},
+                     {"role": "assistant", "content": "Hello."},
+                     {"role": "user", "content": "Bye"}])
+    assert p == "System: Be brief.\n\nUser: Hi\nthere\n\nAssistant: Hello.\n\nUser: Bye\n\nAssistant:"
+    with pytest.raises(ValueError, match="non-empty list"):
+        chat_prompt([])
+    with pytest.raises(ValueError, match=r"messages\[0\]\['role'\]"):
+        chat_prompt([{"role": "bot", "content": "x"}])
+    with pytest.raises(TypeError, match=r"messages\[0\]\['content'\]"):
+        chat_prompt([{"role": "user", "content": 3}])
+
+
+# ---------------------------------------------------------------- scripted model
+class ScriptedModel:
+    """Emits a fixed token script under greedy sampling; counts forward calls."""
+
+    def __init__(self, script, vocab=65536):
+        self.script = list(script)
+        self.vocab_size = vocab
+        self.calls = 0
+        self._world = sf.WorldTokenizer.default()
+
+    def forward(self, ids, state):
+        """Call k (the prefill is call 0) makes script[k] the greedy choice."""
+        self.calls += 1
+        logits = np.zeros(self.vocab_size, np.float32)
+        logits[self.script[min(state["step"], len(self.script) - 1)]] = 10.0
+        state["step"] += 1
+        return logits
+
+    def token_bytes(self, token):
+        return self._world.token_to_bytes(token) if 0 < token < self._world.vocab_size else b""
+
+
+def scripted_stream(script, *, max_tokens=100, stop=()):
+    model = ScriptedModel(script)
+    sampler = sampler_for(model.vocab_size, temperature=0.0, top_p=1.0, top_k=0, min_p=0.0,
+                          presence_penalty=0.0, frequency_penalty=0.0, seed=0)
+    stream = TokenStream(model, [1], max_tokens=max_tokens, sampler=sampler, stop=tuple(stop),
+                         state={"step": 0}, cache=None)
+    return model, stream
+
+
+def byte_tokens(data: bytes):
+    return [b + 1 for b in data]  # World vocab ids 1..256 are the single bytes 0..255
+
+
+def test_stream_never_splits_a_character():
+    text = "añ你😀!"
+    model, stream = scripted_stream(byte_tokens(text.encode()) + [0])
+    pieces = list(stream)
+    assert "".join(pieces) == text
+    assert pieces == ["a", "ñ", "你", "😀", "!"]
+    assert stream.result.finish_reason == "stop"  # the end-of-text token
+    assert stream.result.tokens == byte_tokens(text.encode())
+
+
+def test_stream_stop_string_across_tokens():
+    tok = sf.WorldTokenizer.default()
+    script = tok.encode("The answer\n\nUser: again") + [0]
+    _, stream = scripted_stream(script, stop=["\n\nUser:"])
+    assert "".join(stream) == "The answer"
+    assert stream.result.finish_reason == "stop"
+    assert stream.result.text == "The answer"
+
+
+def test_closing_a_stream_stops_decoding_at_once():
+    model, stream = scripted_stream(byte_tokens(b"abcdefghijklmnopqrstuvwxyz" * 4), max_tokens=100)
+    assert next(stream) == "a"
+    assert next(stream) == "b"
+    calls = model.calls
+    stream.close()
+    assert model.calls == calls
+    assert list(stream) == []
+    assert stream.result.finish_reason == "cancelled"
+    assert stream.result.text == "ab"
+
+
+def test_stream_context_manager_closes(tiny):
+    with tiny.stream([1, 2], max_tokens=50, seed=1) as s:
+        next(s)
+    assert s.result.finish_reason == "cancelled"
+    assert s.result.usage["completion_tokens"] >= 1
+
+
+# ---------------------------------------------------------------- real (random-weight) models
+def test_greedy_equals_argmax_of_forward(tiny):
+    prompt = [5, 17, 42, 8]
+    out = tiny.generate(prompt, max_tokens=24, temperature=0.0)
+    state = tiny.new_state()
+    logits = tiny.forward(prompt, state)
+    expected = []
+    for _ in range(24):
+        t = int(np.argmax(logits))
+        if t == 0:
+            break
+        expected.append(t)
+        logits = tiny.forward([t], state)
+    assert out.tokens == expected
+    assert out.finish_reason == ("length" if len(expected) == 24 else "stop")
+    np.testing.assert_array_equal(out.state.att_kv, state.att_kv)  # state consumed every token
+
+
+def test_seeded_runs_reproduce(tiny):
+    a = tiny.generate([3, 4], max_tokens=40, temperature=1.0, top_p=0.9, seed=123)
+    b = tiny.generate([3, 4], max_tokens=40, temperature=1.0, top_p=0.9, seed=123)
+    c = tiny.generate([3, 4], max_tokens=40, temperature=1.0, top_p=0.9, seed=124)
+    assert a.tokens == b.tokens and a.text == b.text
+    assert a.tokens != c.tokens
+
+
+def test_stream_pieces_join_to_generate_text(world):
+    kw = dict(max_tokens=30, temperature=0.8, seed=7)
+    stream = world.stream("Once upon a time", **kw)
+    joined = "".join(stream)
+    assert joined == stream.result.text == world.generate("Once upon a time", **kw).text
+
+
+def test_max_tokens_and_usage(world):
+    r = world.generate("Hello", max_tokens=5, temperature=0.0)
+    assert r.usage["prompt_tokens"] == len(world.tokenizer.encode("Hello"))
+    assert r.usage["completion_tokens"] == len(r.tokens) <= 5
+    assert r.finish_reason in ("length", "stop")
+    assert r.timing["prefill_s"] >= 0 and r.timing["total_s"] >= r.timing["prefill_s"]
+    zero = world.generate("Hello", max_tokens=0)
+    assert zero.tokens == [] and zero.text == "" and zero.finish_reason == "length"
+
+
+def test_stop_string_on_a_real_model(world):
+    free = world.generate("The", max_tokens=40, temperature=0.0)
+    assert len(free.text) > 6, free.text
+    stop = free.text[3:6]
+    first = free.text.find(stop)
+    cut = world.generate("The", max_tokens=40, temperature=0.0, stop=[stop, "\x00never"])
+    assert cut.text == free.text[:first]
+    assert cut.finish_reason == "stop"
+
+
+def test_padding_ids_are_never_sampled(world):
+    r = world.generate([1], max_tokens=200, temperature=5.0, top_p=1.0, seed=1)
+    assert all(0 < t < world.tokenizer.vocab_size for t in r.tokens)
+
+
+def test_caller_state_continues(world):
+    full = world.generate("abc def", max_tokens=8, temperature=0.0)
+    ids = world.tokenizer.encode("abc def")
+    state = world.new_state()
+    world.forward(ids[:-1], state)
+    cont = world.generate(ids[-1:], max_tokens=8, temperature=0.0, state=state)
+    assert cont.tokens == full.tokens
+    assert cont.state is state
+
+
+def test_prompt_cache_reuses_prefix(world_path):
+    gen = sf.Generator.load(world_path)
+    plain = sf.Generator.load(world_path)
+    gen.enable_prompt_cache(4)
+    first = "User: hello there\n\nAssistant:"
+    a = gen.generate(first, max_tokens=6, temperature=0.0)
+    longer = first + a.text + "\n\nUser: and more\n\nAssistant:"
+    b = gen.generate(longer, max_tokens=6, temperature=0.0)
+    n_first = len(gen.tokenizer.encode(first))
+    assert b.timing["prefilled_tokens"] <= len(gen.tokenizer.encode(longer)) - n_first + 1
+    assert gen.prompt_cache.hits >= 1
+    assert b.tokens == plain.generate(longer, max_tokens=6, temperature=0.0).tokens
+    again = gen.generate(longer, max_tokens=6, temperature=0.0)
+    assert again.timing["prefilled_tokens"] == 0 and again.tokens == b.tokens
+
+
+def test_prompt_cache_lru_bound():
+    cache = PromptCache(2)
+
+    class S:
+        def copy(self):
+            return self
+    for i in range(5):
+        cache.put([i, i], S(), np.zeros(3, np.float32))
+    assert len(cache) == 2
+    assert cache.longest_prefix([4, 4, 9])[0] == 2
+    assert cache.longest_prefix([0, 0]) is None
+
+
+def test_chat_stops_at_next_user_turn(world):
+    r = world.chat([{"role": "user", "content": "Hi"}], max_tokens=20, temperature=0.0)
+    assert "\n\nUser:" not in r.text
+    assert r.usage["prompt_tokens"] == len(world.tokenizer.encode("User: Hi\n\nAssistant:"))
+
+
+def test_text_prompt_needs_a_fitting_vocabulary(tiny):
+    assert tiny.tokenizer is None
+    with pytest.raises(ValueError, match="pass token ids"):
+        tiny.generate("hello")
+
+
+@pytest.mark.parametrize("kwargs,err,match", [
+    (dict(max_tokens=-1), ValueError, "max_tokens must be >= 0"),
+    (dict(max_tokens="5"), TypeError, "max_tokens must be an int"),
+    (dict(temperature=-1.0), ValueError, "temperature"),
+    (dict(temperature=float("nan")), ValueError, "temperature"),
+    (dict(top_p=1.5), ValueError, "top_p"),
+    (dict(top_k=-2), ValueError, "top_k"),
+    (dict(stop=[1]), TypeError, r"stop\[0\] must be a str"),
+    (dict(stop=5), TypeError, "stop must be a str or a list"),
+    (dict(state="x"), TypeError, "state must be an RwkvState"),
+])
+def test_bad_parameters(tiny, kwargs, err, match):
+    with pytest.raises(err, match=match):
+        tiny.generate([1, 2], **kwargs)
+
+
+@pytest.mark.parametrize("prompt,err,match", [
+    ([1, 97], ValueError, r"token id 97 is outside"),
+    ([-1], ValueError, "token id -1 is outside"),
+    ([1.5, 2.0], TypeError, "flat sequence of ints"),
+    (3.14, TypeError, "prompt must be a str or a list of token ids"),
+])
+def test_bad_prompts(tiny, prompt, err, match):
+    with pytest.raises(err, match=match):
+        tiny.generate(prompt)
+
+
+def test_empty_prompt_starts_a_document(world):
+    r = world.generate("", max_tokens=3, temperature=0.0)
+    assert r.usage["prompt_tokens"] == 1
+    assert r.tokens == world.generate([0], max_tokens=3, temperature=0.0).tokens
+
+
+# ---------------------------------------------------------------- CLI
+def run_cli(*args, stdin=None):
+    return subprocess.run([sys.executable, "-m", "sutra_fast", "generate", *args],
+                          input=stdin, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONIOENCODING": "utf-8"})
+
+
+def test_cli_generate_streams_the_same_text(world, world_path):
+    r = run_cli("--model", str(world_path), "--max-tokens", "12", "--temperature", "0", "Hello")
+    assert r.returncode == 0, r.stderr
+    expected = world.generate("Hello", max_tokens=12, temperature=0.0).text
+    assert r.stdout == expected + "\n"
+    assert "tok/s" in r.stderr and "generated tokens" in r.stderr
+
+
+def test_cli_generate_reads_stdin_and_reports_errors(world, world_path):
+    r = run_cli("--model", str(world_path), "--max-tokens", "4", "--temperature", "0", stdin="Hi")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == world.generate("Hi", max_tokens=4, temperature=0.0).text + "\n"
+    bad = run_cli("--model", "/no/such/model.pth", "x")
+    assert bad.returncode == 2 and "error:" in bad.stderr and "Traceback" not in bad.stderr
+    bad = run_cli("--model", str(world_path), "--temperature", "-3", "x")
+    assert bad.returncode == 2 and "temperature" in bad.stderr and "Traceback" not in bad.stderr
