@@ -67,30 +67,35 @@ inline void gemm_bf16_widen_portable(const uint16_t* P, int64_t Kp, int64_t K, i
   }
 }
 
-inline void gemm_i8_portable(const int8_t* P, const float* S, const int32_t* RS, int64_t Kp,
-                             int64_t p0, int64_t p1, int64_t R, const uint8_t* U,
-                             const float* xs, const int32_t* xz, int64_t T, float* Y,
+inline void gemm_i8_portable(const int8_t* P, const uint16_t* S, const int16_t* RS, int64_t Kp,
+                             int64_t p0, int64_t p1, int64_t R, const uint8_t* Uh,
+                             const uint8_t* Ul, const float* xs, int64_t T, float* Y,
                              int64_t ldy) noexcept {
   const int64_t nb = Kp / kQBlock;
   for (int64_t p = p0; p < p1; ++p) {
     const int8_t* W = P + p * Kp * kPanel;
     for (int64_t t = 0; t < T; ++t) {
-      const uint8_t* u = U + t * Kp;
+      const uint8_t* uh = Uh + t * Kp;
+      const uint8_t* ul = Ul + t * Kp;
       float acc[kPanel] = {};
       for (int64_t b = 0; b < nb; ++b) {
-        int32_t iacc[kPanel] = {};
+        int32_t ih[kPanel] = {}, il[kPanel] = {};
         for (int64_t k = b * kQBlock; k < (b + 1) * kQBlock; k += 4) {
           const int8_t* w = W + k * kPanel;
 #pragma omp simd
           for (int64_t l = 0; l < kPanel; ++l)
-            for (int64_t j = 0; j < 4; ++j)
-              iacc[l] += static_cast<int32_t>(u[k + j]) * static_cast<int32_t>(w[4 * l + j]);
+            for (int64_t j = 0; j < 4; ++j) {
+              ih[l] += static_cast<int32_t>(uh[k + j]) * static_cast<int32_t>(w[4 * l + j]);
+              il[l] += static_cast<int32_t>(ul[k + j]) * static_cast<int32_t>(w[4 * l + j]);
+            }
         }
-        const float* s = S + (p * nb + b) * kPanel;
-        const int32_t* rs = RS + (p * nb + b) * kPanel;
+        const uint16_t* s = S + (p * nb + b) * kPanel;
+        const int16_t* rs = RS + (p * nb + b) * kPanel;
         const float sx = xs[t * nb + b];
-        for (int64_t l = 0; l < kPanel; ++l)
-          acc[l] += s[l] * sx * static_cast<float>(iacc[l] - xz[t] * rs[l]);
+        for (int64_t l = 0; l < kPanel; ++l) {
+          const int32_t d = 254 * ih[l] + il[l] - 128 * 255 * static_cast<int32_t>(rs[l]);
+          acc[l] += bf16_to_f32(s[l]) * sx * static_cast<float>(d);
+        }
       }
       store_rows(acc, p * kPanel, R, Y + t * ldy);
     }
@@ -316,9 +321,12 @@ inline void gemm_bf16_dp(const uint16_t* P, int64_t Kp, int64_t K, int64_t p0, i
 #endif  // __AVX512BF16__
 
 #if defined(__AVX512VNNI__)
+// Two u8 digits of the activation against the same weight vector: two dot
+// products per weight load (decode stays memory-bound).
+// (maskz_ forms: GCC 12 warns about the plain ones' merge operand.)
 struct TileI8 {
-  const int8_t* P; const float* S; const int32_t* RS; int64_t Kp, R; const uint8_t* U;
-  const float* xs; const int32_t* xz; float* Y; int64_t ldy;
+  const int8_t* P; const uint16_t* S; const int16_t* RS; int64_t Kp, R; const uint8_t *Uh, *Ul;
+  const float* xs; float* Y; int64_t ldy;
   template <int NP, int TB>
   void run(int64_t p, int64_t t0) const noexcept {
     const int64_t nb = Kp / kQBlock;
@@ -326,24 +334,34 @@ struct TileI8 {
     for (int n = 0; n < NP; ++n)
       for (int t = 0; t < TB; ++t) acc[n][t] = _mm512_setzero_ps();
     const int8_t* W = P + p * Kp * kPanel;
+    const __m512i k254 = _mm512_set1_epi32(254), k32640 = _mm512_set1_epi32(128 * 255);
     for (int64_t b = 0; b < nb; ++b) {
-      __m512i iacc[NP][TB];
+      __m512i ih[NP][TB], il[NP][TB];
       for (int n = 0; n < NP; ++n)
-        for (int t = 0; t < TB; ++t) iacc[n][t] = _mm512_setzero_si512();
+        for (int t = 0; t < TB; ++t) ih[n][t] = il[n][t] = _mm512_setzero_si512();
       for (int64_t k = b * kQBlock; k < (b + 1) * kQBlock; k += 4) {
         __m512i w[NP];
         for (int n = 0; n < NP; ++n) w[n] = _mm512_loadu_si512(W + (n * Kp + k) * kPanel);
         for (int t = 0; t < TB; ++t) {
-          const __m512i u = _mm512_set1_epi32(static_cast<int>(load_u32(U + (t0 + t) * Kp + k)));
-          for (int n = 0; n < NP; ++n) iacc[n][t] = _mm512_dpbusd_epi32(iacc[n][t], u, w[n]);
+          const int64_t o = (t0 + t) * Kp + k;
+          const __m512i uh = _mm512_set1_epi32(static_cast<int>(load_u32(Uh + o)));
+          const __m512i ul = _mm512_set1_epi32(static_cast<int>(load_u32(Ul + o)));
+          for (int n = 0; n < NP; ++n) {
+            ih[n][t] = _mm512_dpbusd_epi32(ih[n][t], uh, w[n]);
+            il[n][t] = _mm512_dpbusd_epi32(il[n][t], ul, w[n]);
+          }
         }
       }
       for (int n = 0; n < NP; ++n) {
         const int64_t off = ((p + n) * nb + b) * kPanel;
-        const __m512 s = _mm512_loadu_ps(S + off);
-        const __m512i rs = _mm512_maskz_slli_epi32(0xFFFF, _mm512_loadu_si512(RS + off), 7);  // 128 * rowsum
+        const __m256i sb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(S + off));
+        const __m512 s = _mm512_castsi512_ps(
+            _mm512_maskz_slli_epi32(0xFFFF, _mm512_maskz_cvtepu16_epi32(0xFFFF, sb), 16));
+        const __m256i rb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(RS + off));
+        const __m512i rs = _mm512_mullo_epi32(_mm512_maskz_cvtepi16_epi32(0xFFFF, rb), k32640);
         for (int t = 0; t < TB; ++t) {
-          const __m512i d = xz[t0 + t] ? _mm512_sub_epi32(iacc[n][t], rs) : iacc[n][t];
+          const __m512i d = _mm512_sub_epi32(
+              _mm512_add_epi32(_mm512_mullo_epi32(ih[n][t], k254), il[n][t]), rs);
           const __m512 sc = _mm512_mul_ps(s, _mm512_set1_ps(xs[(t0 + t) * nb + b]));
           acc[n][t] = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, d), sc, acc[n][t]);
         }
@@ -354,11 +372,11 @@ struct TileI8 {
   }
 };
 
-inline void gemm_i8_vnni(const int8_t* P, const float* S, const int32_t* RS, int64_t Kp,
-                         int64_t p0, int64_t p1, int64_t R, const uint8_t* U, const float* xs,
-                         const int32_t* xz, int64_t T, float* Y, int64_t ldy) noexcept {
+inline void gemm_i8_vnni(const int8_t* P, const uint16_t* S, const int16_t* RS, int64_t Kp,
+                         int64_t p0, int64_t p1, int64_t R, const uint8_t* Uh, const uint8_t* Ul,
+                         const float* xs, int64_t T, float* Y, int64_t ldy) noexcept {
   static_assert(kQBlock % 4 == 0, "VNNI groups 4 inputs");
-  tiles(p0, p1, T, TileI8{P, S, RS, Kp, R, U, xs, xz, Y, ldy});
+  tiles(p0, p1, T, TileI8{P, S, RS, Kp, R, Uh, Ul, xs, Y, ldy});
 }
 #define SUTRA_RWKV_I8_VNNI &gemm_i8_vnni
 #endif  // __AVX512VNNI__
