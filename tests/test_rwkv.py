@@ -196,13 +196,14 @@ def test_int8_matches_its_twin(checkpoints):
 
 
 def test_int8_close_to_fp32_over_1000_steps(checkpoints, fp32_run):
-    """Stated int8 tolerance on random weights: |dlogit| <= 3% of max|logit| and
-    top-1 agreement >= 97%. (Random weights give flat logits — median top-2 gap
-    ~0.45 at logit std ~2 — so this is a harder test than a trained model.)"""
+    """Stated int8 tolerance on random weights: |dlogit| <= 3% of max|logit| (measured
+    ~0.6%) and top-1 agreement >= 99% (measured 99.3%). Random weights give flat
+    logits — median top-2 gap ~0.45 at logit std ~2 — so this is a harder test than
+    a trained model."""
     seq, base = fp32_run
     out = run(checkpoints["tiny"][2], "int8", seq)
     assert np.abs(out - base).max() <= tol(base, 0.03)
-    assert (out.argmax(1) == base.argmax(1)).mean() >= 0.97
+    assert (out.argmax(1) == base.argmax(1)).mean() >= 0.99
 
 
 # ------------------------------------------------------------------ API
