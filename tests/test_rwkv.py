@@ -147,8 +147,9 @@ def test_every_isa_level_agrees(isa, dtype, checkpoints):
     st, tst = gen.new_state(), twin.new_state()
     ours = gen.forward(seq, st)
     ref = twin.forward(seq, tst)
-    # int8: an activation on the other side of a rounding boundary moves logits ~1e-2.
-    assert np.abs(ours - ref).max() <= tol(ref, {"fp32": 1e-4, "bf16": 1e-3, "int8": 1e-2}[dtype])
+    # int8: an activation on the other side of a rounding boundary (one step of ~15
+    # bits) moves logits ~1e-5 relative (measured ~2e-5 at every level).
+    assert np.abs(ours - ref).max() <= tol(ref, {"fp32": 1e-4, "bf16": 1e-3, "int8": 1e-3}[dtype])
 
 
 # ------------------------------------------------------------------ bf16 / int8
@@ -179,8 +180,9 @@ def test_bf16_close_to_fp32_over_1000_steps(checkpoints, fp32_run):
 
 def test_int8_matches_its_twin(checkpoints):
     """Same quantisation, same integer sums: equal to float rounding, except where an
-    activation lands on the other side of a rounding boundary (one u8 step), which
-    moves the logits by ~1e-2 at that step. So: most steps exact, all steps close."""
+    activation lands on the other side of a rounding boundary (one step of its ~15-bit
+    integer), which moves the logits by ~1e-5 relative. So: most steps exact, all
+    steps close (measured: all 32 within 1e-4, worst 5e-5 relative)."""
     shape, _, path, sd = checkpoints["odd_heads"]
     twin = Rwkv7Reference(sd, dtype="int8")
     gen = sf.Generator.load(path, dtype="int8")
@@ -192,17 +194,18 @@ def test_int8_matches_its_twin(checkpoints):
         exact.append(d <= tol(ref, 1e-4))
         worst = max(worst, d / tol(ref, 1.0))
     assert np.mean(exact) >= 0.9
-    assert worst <= 0.01
+    assert worst <= 1e-3
 
 
 def test_int8_close_to_fp32_over_1000_steps(checkpoints, fp32_run):
-    """Stated int8 tolerance on random weights: |dlogit| <= 3% of max|logit| and
-    top-1 agreement >= 97%. (Random weights give flat logits — median top-2 gap
-    ~0.45 at logit std ~2 — so this is a harder test than a trained model.)"""
+    """Stated int8 tolerance on random weights: |dlogit| <= 3% of max|logit| (measured
+    ~0.6%) and top-1 agreement >= 99% (measured 99.3%). Random weights give flat
+    logits — median top-2 gap ~0.45 at logit std ~2 — so this is a harder test than
+    a trained model."""
     seq, base = fp32_run
     out = run(checkpoints["tiny"][2], "int8", seq)
     assert np.abs(out - base).max() <= tol(base, 0.03)
-    assert (out.argmax(1) == base.argmax(1)).mean() >= 0.97
+    assert (out.argmax(1) == base.argmax(1)).mean() >= 0.99
 
 
 # ------------------------------------------------------------------ API

@@ -95,7 +95,8 @@ class Generator:
         Arguments:
             path: the checkpoint file.
             dtype: weight precision, ``"fp32"``, ``"bf16"`` or ``"int8"`` (state,
-                decay and the recurrence stay float32 in every mode).
+                decay and the recurrence stay float32 in every mode; ``"int8"``
+                quantises the layers' matrices and keeps the output head at bf16).
             threads: at most this many threads per call (None = all of the pool).
 
         Raises:

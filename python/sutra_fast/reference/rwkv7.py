@@ -23,13 +23,22 @@ def _sigmoid(x):
     return f32(1) / (f32(1) + np.exp(-x))
 
 
-QBLOCK = 64  # int8 block along the input dimension (as the compiled core)
+QBLOCK = 32            # int8 block along the input dimension (as the compiled core)
+XMAX = 127 * 254       # int8 activations: integers in [-XMAX, XMAX] per token and block
+
+
+def _bf16_round_up(x: np.ndarray) -> np.ndarray:
+    """Positive float32 -> nearest bf16 value >= x."""
+    u = np.ascontiguousarray(x, dtype=f32).view(np.uint32)
+    return (((u + np.uint32(0xFFFF)) >> 16) << 16).astype(np.uint32).view(f32)
 
 
 class Int8Matrix:
     """The compiled core's int8 scheme, spelled out: symmetric int8 weights with one
-    scale per block of 64 inputs of a row; activations quantised per token and block
-    to u8 (zero point 128, or 0 when the whole token's input is >= 0)."""
+    bf16 scale per block of 32 inputs of a row (rounded up, and the weights rounded
+    against the stored scale); activations per token and block rounded to integers
+    in [-XMAX, XMAX] (~15 bits; the core feeds them to u8 x s8 dot products as two
+    u8 digits, an exact rewrite of the same integer sum)."""
 
     def __init__(self, w: np.ndarray):
         R, K = w.shape
@@ -39,7 +48,7 @@ class Int8Matrix:
         pad[:, :K] = w
         blocks = pad.reshape(R, nb, QBLOCK)
         amax = np.abs(blocks).max(2)
-        self.scale = np.where(amax > 0, amax / f32(127), f32(1)).astype(f32)     # R x nb
+        self.scale = np.where(amax > 0, _bf16_round_up(amax / f32(127)), f32(1)).astype(f32)  # R x nb
         self.q = np.clip(np.rint(blocks / self.scale[:, :, None]), -127, 127).astype(np.int64)
 
     def __matmul__(self, x: np.ndarray) -> np.ndarray:
@@ -47,18 +56,17 @@ class Int8Matrix:
         xp = np.zeros(nb * QBLOCK, f32)
         xp[: self.K] = x
         xb = xp.reshape(nb, QBLOCK)
-        signed = bool((x < 0).any())
-        qmax = f32(127) if signed else f32(255)
         amax = np.abs(xb).max(1)
-        xs = np.where(amax > 0, amax / qmax, f32(1)).astype(f32)
-        xq = np.clip(np.rint(xb * (f32(1) / xs)[:, None]), -qmax, qmax).astype(np.int64)
+        xs = np.where(amax > 0, amax / f32(XMAX), f32(1)).astype(f32)
+        xq = np.clip(np.rint(xb * (f32(1) / xs)[:, None]), -XMAX, XMAX).astype(np.int64)
         dots = (self.q * xq[None, :, :]).sum(2)                          # exact integer sums
         return ((self.scale * xs[None, :]) * dots.astype(f32)).sum(1).astype(f32)
 
 
 class Rwkv7Reference:
     """weights: {name: float32 array} with checkpoint names/shapes (see rwkv_loader).
-    dtype "int8" replaces the large matrices (and the head) by Int8Matrix."""
+    dtype "int8" replaces the large matrices of the layers by Int8Matrix; the head
+    stays at its (bf16-exact) checkpoint values, as in the compiled core."""
 
     def __init__(self, weights: dict[str, np.ndarray], dtype: str = "fp32"):
         z = {k: np.asarray(v, dtype=f32) for k, v in weights.items()}
@@ -75,7 +83,7 @@ class Rwkv7Reference:
                     + self.z["blocks.0.ln0.bias"]).astype(f32)
         if dtype == "int8":
             for k, v in list(self.z.items()):
-                if v.ndim == 2 and k.endswith(".weight") and k != "emb.weight":
+                if v.ndim == 2 and k.endswith(".weight") and k not in ("emb.weight", "head.weight"):
                     self.z[k] = Int8Matrix(v)
         elif dtype != "fp32":
             raise ValueError(f"dtype must be 'fp32' or 'int8', got {dtype!r}")

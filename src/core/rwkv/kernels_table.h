@@ -16,7 +16,11 @@
 namespace sutra::rwkv {
 
 constexpr int64_t kPanel = 16;   // output rows per panel
-constexpr int64_t kQBlock = 64;  // int8: inputs sharing one weight scale / activation scale
+constexpr int64_t kQBlock = 32;  // int8: inputs sharing one weight scale / activation scale
+// int8 activations are ~16-bit integers X in [-kXMax, kXMax], fed to the u8 x s8
+// dot products as two u8 digits: X = 254 (hi - 128) + (lo - 128), hi in [1, 255],
+// lo in [1, 254] (see Matrix::prepare).
+constexpr int32_t kXMax = 127 * 254;
 
 // Y[t*ldy + o] = sum_k W[o,k] X[t*ldx + k] for the rows of panels [p0, p1) that
 // are < R (the true row count), t < T. Kp = padded input length (panel stride).
@@ -29,13 +33,14 @@ using GemmF32 = void (*)(const float* P, int64_t Kp, int64_t p0, int64_t p1, int
 using GemmBf16 = void (*)(const uint16_t* P, int64_t Kp, int64_t K, int64_t p0, int64_t p1,
                           int64_t R, const float* X, const uint16_t* Xh, const uint16_t* Xl,
                           int64_t T, float* Y, int64_t ldy) noexcept;
-// int8 (Kp a multiple of kQBlock): W[o,k] ~= S[p][b][o%16] q, activations
-// x[t,k] ~= xs[t*nb + b] (U[t*Kp + k] - xz[t]) with U u8, xz in {0, 128};
-// RS[p][b][o%16] = sum of q over block b. Integer block sums are exact on every ISA:
-// Y[t,o] = sum_b S xs (sum_{k in b} q U - xz RS).
-using GemmI8 = void (*)(const int8_t* P, const float* S, const int32_t* RS, int64_t Kp,
-                        int64_t p0, int64_t p1, int64_t R, const uint8_t* U, const float* xs,
-                        const int32_t* xz, int64_t T, float* Y, int64_t ldy) noexcept;
+// int8 (Kp a multiple of kQBlock): W[o,k] ~= S[p][b][o%16] q with S bf16 bits;
+// RS[p][b][o%16] = sum of q over block b (int16). Activations x[t,k] ~= xs[t*nb+b] X
+// with X = 254 (Uh[t*Kp+k] - 128) + (Ul[t*Kp+k] - 128). Integer block sums are
+// exact on every ISA: Y[t,o] = sum_b S xs (254 sum q Uh + sum q Ul - 128*255 RS).
+using GemmI8 = void (*)(const int8_t* P, const uint16_t* S, const int16_t* RS, int64_t Kp,
+                        int64_t p0, int64_t p1, int64_t R, const uint8_t* Uh,
+                        const uint8_t* Ul, const float* xs, int64_t T, float* Y,
+                        int64_t ldy) noexcept;
 // One token of the wkv recurrence for one head (N x N state, row = value dim):
 // S <- S diag(w) - (S kk)(kka)^T + v k^T (old S in every term); out = S r.
 using WkvStep = void (*)(float* S, const float* r, const float* w, const float* k,

@@ -34,6 +34,13 @@ inline float round_even(float x) noexcept {
   return (x + kMagic) - kMagic;
 }
 
+// float -> bf16 bits rounded towards +inf (for positive finite x).
+inline uint16_t bf16_round_up(float x) noexcept {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  return static_cast<uint16_t>((u + 0xffffu) >> 16);
+}
+
 }  // namespace
 
 Precision parse_precision(const std::string& name) {
@@ -122,15 +129,18 @@ Matrix::Matrix(const TensorView& src, Precision p, bool transposed) : prec_(p) {
             const int64_t c0 = b * kQBlock, c1 = c0 + kQBlock;
             float amax = 0.0f;
             for (int64_t c = c0; c < c1; ++c) amax = std::max(amax, std::fabs(row[c]));
-            const float s = amax > 0.0f ? amax / 127.0f : 1.0f;
+            // The scale is stored as bf16, rounded up so |q| <= 127; q is rounded
+            // against the stored scale, so the scale's rounding costs no accuracy.
+            const uint16_t sb = amax > 0.0f ? bf16_round_up(amax / 127.0f) : uint16_t{0x3f80};
+            const float s = bf16_to_f32(sb);
             int32_t sum = 0;
             for (int64_t c = c0; c < c1; ++c) {
               const float q = std::min(127.0f, std::max(-127.0f, round_even(row[c] / s)));
               P[(c / 4) * 4 * kPanel + 4 * l + (c & 3)] = static_cast<int8_t>(q);
               sum += static_cast<int32_t>(q);
             }
-            scale_[(pn * nb + b) * kPanel + l] = s;
-            rowsum_[(pn * nb + b) * kPanel + l] = sum;
+            scale_[(pn * nb + b) * kPanel + l] = sb;
+            rowsum_[(pn * nb + b) * kPanel + l] = static_cast<int16_t>(sum);  // |sum| <= 32 * 127
           }
         }
       }
@@ -139,7 +149,7 @@ Matrix::Matrix(const TensorView& src, Precision p, bool transposed) : prec_(p) {
 }
 
 std::size_t Matrix::bytes() const noexcept {
-  return f32_.size() * 4 + bf16_.size() * 2 + i8_.size() + scale_.size() * 4 + rowsum_.size() * 4;
+  return f32_.size() * 4 + bf16_.size() * 2 + i8_.size() + scale_.size() * 2 + rowsum_.size() * 2;
 }
 
 void Matrix::prepare(const float* X, int64_t T, Prepared& q) const {
@@ -156,32 +166,31 @@ void Matrix::prepare(const float* X, int64_t T, Prepared& q) const {
         q.lo[t * Kp + k] = f32_to_bf16(x - bf16_to_f32(h));
       }
   } else if (prec_ == Precision::i8) {
-    // Activations: u8 per token and block. A token whose inputs are all >= 0 (the
-    // squared-ReLU output) uses the full 0..255 range; others are symmetric
-    // around the zero point 128.
+    // Activations: per token and block, X = round(x / xs) with |X| <= kXMax (~15
+    // bits, so activation rounding adds next to nothing to the weights' error),
+    // written as two u8 digits X = 254 (hi - 128) + (lo - 128) for the u8 x s8
+    // dot products.
     const int64_t nb = Kp / kQBlock;
-    q.u.assign(static_cast<std::size_t>(T * Kp), 0);
+    q.uh.assign(static_cast<std::size_t>(T * Kp), 128);
+    q.ul.assign(q.uh.size(), 128);
     q.xs.assign(static_cast<std::size_t>(T * nb), 0.0f);
-    q.xz.assign(static_cast<std::size_t>(T), 0);
+    const float xmax = static_cast<float>(kXMax);
     for (int64_t t = 0; t < T; ++t) {
       const float* x = X + t * K;
-      float lo = 0.0f;
-      for (int64_t k = 0; k < K; ++k) lo = std::min(lo, x[k]);
-      const int32_t z = lo < 0.0f ? 128 : 0;
-      const float qmax = z ? 127.0f : 255.0f;
       for (int64_t b = 0; b < nb; ++b) {
         const int64_t k0 = b * kQBlock, k1 = std::min(K, k0 + kQBlock);
         float amax = 0.0f;
         for (int64_t k = k0; k < k1; ++k) amax = std::max(amax, std::fabs(x[k]));
-        const float s = amax > 0.0f ? amax / qmax : 1.0f;
+        const float s = amax > 0.0f ? amax / xmax : 1.0f;
         const float inv = 1.0f / s;
         for (int64_t k = k0; k < k1; ++k) {
-          const float v = std::min(qmax, std::max(-qmax, round_even(x[k] * inv)));
-          q.u[t * Kp + k] = static_cast<uint8_t>(static_cast<int32_t>(v) + z);
+          const auto v = static_cast<int32_t>(std::min(xmax, std::max(-xmax, round_even(x[k] * inv))));
+          const int32_t hi = (v + 127 + 254 * 128) / 254 - 128;  // floor((v + 127) / 254)
+          q.uh[t * Kp + k] = static_cast<uint8_t>(hi + 128);
+          q.ul[t * Kp + k] = static_cast<uint8_t>(v - 254 * hi + 128);
         }
         q.xs[t * nb + b] = s;
       }
-      q.xz[t] = z;
     }
   }
 }
@@ -196,8 +205,8 @@ void Matrix::run(const float* X, const Prepared& q, int64_t T, int64_t p0, int64
     pick_bf16()(bf16_.data(), kp_, cols_, p0, p1, R, X, split ? q.hi.data() : nullptr,
                 split ? q.lo.data() : nullptr, T, Y, R);
   } else {
-    pick_i8()(i8_.data(), scale_.data(), rowsum_.data(), kp_, p0, p1, R, q.u.data(), q.xs.data(),
-              q.xz.data(), T, Y, R);
+    pick_i8()(i8_.data(), scale_.data(), rowsum_.data(), kp_, p0, p1, R, q.uh.data(), q.ul.data(),
+              q.xs.data(), T, Y, R);
   }
 }
 

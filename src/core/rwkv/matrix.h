@@ -67,13 +67,12 @@ class Buffer {
   std::size_t n_ = 0;
 };
 
-// Activations converted for one matrix's kernel (bf16 hi/lo split, or int8
-// quantised u8 with scales); empty for fp32.
+// Activations converted for one matrix's kernel (bf16 hi/lo split, or int8:
+// two u8 digits per input with one scale per token and block); empty for fp32.
 struct Prepared {
   std::vector<uint16_t> hi, lo;
-  std::vector<uint8_t> u;
+  std::vector<uint8_t> uh, ul;
   std::vector<float> xs;
-  std::vector<int32_t> xz;
 };
 
 // A weight matrix packed into panels of kPanel output rows (see kernels_table.h).
@@ -81,7 +80,7 @@ class Matrix {
  public:
   Matrix() = default;
   // From a 2-D source (rows x cols), or its transpose when `transposed` (then the
-  // source is cols x rows). int8: symmetric, one scale per kQBlock inputs of a row.
+  // source is cols x rows). int8: symmetric, one bf16 scale per kQBlock inputs of a row.
   Matrix(const TensorView& src, Precision p, bool transposed);
   int64_t rows() const noexcept { return rows_; }
   int64_t cols() const noexcept { return cols_; }
@@ -104,8 +103,8 @@ class Matrix {
   Buffer<float> f32_;
   Buffer<uint16_t> bf16_;
   Buffer<int8_t> i8_;
-  Buffer<float> scale_;
-  Buffer<int32_t> rowsum_;
+  Buffer<uint16_t> scale_;  // int8: bf16 bits
+  Buffer<int16_t> rowsum_;
 };
 
 // Several independent products Y_j = W_j X_j (same T) in one parallel region.

@@ -178,7 +178,11 @@ Rwkv7Model::Rwkv7Model(const std::map<std::string, TensorView>& tensors, Precisi
   }
   ln_out_w_ = src.vec("ln_out.weight", C);
   ln_out_b_ = src.vec("ln_out.bias", C);
-  head_ = Matrix(src.get("head.weight", {c.vocab, C}), precision, false);
+  // int8 keeps the head at bf16 (exact for a bf16 checkpoint): the logits take its
+  // error directly, and at int8 it alone flipped ~1% of the top-1 tokens on flat
+  // (random-weight) logits — as much as all the layers' int8 matrices together.
+  const Precision head_prec = precision == Precision::i8 ? Precision::bf16 : precision;
+  head_ = Matrix(src.get("head.weight", {c.vocab, C}), head_prec, false);
 }
 
 std::size_t Rwkv7Model::weight_bytes() const noexcept {
