@@ -15,4 +15,5 @@ PYBIND11_MODULE(_core, m) {
   m.doc() = "sutra_fast compiled core (pybind11): runtime control and stateful objects.";
   m.attr("__version__") = SUTRA_STR(SUTRA_VERSION_INFO);
   sutra::bindings::register_runtime(m);
+  sutra::bindings::register_wordpiece(m);
 }

@@ -4,4 +4,5 @@
 
 namespace sutra::bindings {
 void register_runtime(pybind11::module_& m);
+void register_wordpiece(pybind11::module_& m);
 }  // namespace sutra::bindings

@@ -11,6 +11,7 @@ import os as _os
 from sutra_fast._version import __version__
 from sutra_fast import _core
 from sutra_fast import kernels, reference
+from sutra_fast.wordpiece import WordPieceTokenizer
 
 __all__ = [
     "__version__",
@@ -20,6 +21,7 @@ __all__ = [
     "get_num_threads",
     "kernels",
     "reference",
+    "WordPieceTokenizer",
 ]
 
 
