@@ -12,6 +12,8 @@ from sutra_fast._version import __version__
 from sutra_fast import _core
 from sutra_fast import kernels, reference
 from sutra_fast.wordpiece import WordPieceTokenizer
+from sutra_fast.embedder import Embedder
+from sutra_fast.convert import convert
 
 __all__ = [
     "__version__",
@@ -22,6 +24,8 @@ __all__ = [
     "kernels",
     "reference",
     "WordPieceTokenizer",
+    "Embedder",
+    "convert",
 ]
 
 

@@ -1,20 +1,23 @@
 """Build a BERT-family encoder as an ONNX graph straight from its weights.
 
-The graph is "plain" on purpose: standard ONNX ops (opset 17) laid out the way
-ONNX Runtime's own graph optimiser recognises, so ORT fuses LayerNorm, Gelu,
-bias adds and attention pieces itself at session creation. On the benchmark
-machine this ran faster than the output of ORT's offline transformer optimiser
-(see BENCHMARKS.md / docs/readme_embedder.md for the numbers).
+The default ``form="plain"`` uses standard ONNX ops (opset 17) laid out the way
+ONNX Runtime's own session optimiser recognises (it fuses the erf-GELU with its
+bias into BiasGelu, folds constants, drops the Identity). It was chosen by
+measurement against the alternatives kept here for the benchmark record:
+``"plain_qkv"`` (one [D, 3D] MatMul for Q/K/V) and ``"fused"`` (the ORT contrib
+ops EmbedLayerNormalization / Attention / SkipLayerNormalization / BiasGelu that
+ORT's offline transformer optimiser aims for); all three ran within noise of
+each other single-threaded, and plain is the most portable (docs/readme_embedder.md).
 
-Two changes versus a literal export, both exact in real arithmetic:
-  * the 1/sqrt(head_dim) attention scale is folded into the query weights;
-  * Q, K and V are one MatMul against the concatenated [D, 3D] weight, split
-    afterwards (one larger GEMM instead of three small ones).
+One change versus a literal export, exact in real arithmetic: the
+1/sqrt(head_dim) attention scale is folded into the query weights and bias.
+
+``int8=Int8Recipe(...)`` writes the quantised variant (see :class:`Int8Recipe`).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -118,40 +121,69 @@ _ACTIVATIONS: dict[str, Callable[[_Graph, str], str]] = {
 }
 
 
+@dataclass
+class Int8Recipe:
+    """How the int8 graph is built (measured in docs/readme_embedder.md).
+
+    * Q/K/V, attention-output and FFN-up MatMuls: int8 weights per output
+      column, activations quantised per tensor at run time (ORT
+      DynamicQuantizeMatMul: u8 x s8 on VNNI/AVX2 integer units).
+    * Before the Q/K/V and FFN-up MatMuls the activation channels are divided
+      by SmoothQuant factors ``smooth[...]`` (and the weight rows multiplied by
+      them), which tames BERT's outlier channels; the factors come from
+      calibration (:mod:`sutra_fast.calibrate`).
+    * FFN-down (input: the GELU output, the most outlier-heavy): 8-bit
+      blockwise weights with per-row, per-block int8 activations (ORT
+      MatMulNBits, accuracy_level 4), block ``down_block``.
+    """
+    smooth: dict[str, np.ndarray] = field(default_factory=dict)  # "layer.{i}.attn" / "layer.{i}.ffn"
+    down_block: int = 256
+
+
 def build_bert(cfg: BertConfig, weight: Callable[[str], np.ndarray], *,
-               form: str = "plain", quant=None, smooth=None, opset: int = 17) -> bytes:
+               form: str = "plain", int8: Int8Recipe | None = None,
+               calibration_outputs: bool = False, opset: int = 17) -> bytes:
     """Serialised ONNX ModelProto of a BERT encoder.
 
     Arguments:
         cfg: the architecture.
-        weight: returns the float32 array of a checkpoint tensor by its HF name
-            (without any ``bert.`` prefix), e.g. ``"encoder.layer.0.attention.self.query.weight"``.
-        form: ``"plain"`` (standard ONNX ops, ORT fuses what it can),
-            ``"plain_qkv"`` (plain, with one [D, 3D] MatMul for Q/K/V) or
-            ``"fused"`` (ORT contrib ops: EmbedLayerNormalization, Attention,
-            SkipLayerNormalization, BiasGelu -- what ORT's offline transformer
-            optimiser aims for).
+        weight: returns the array of a checkpoint tensor by its HF name (without
+            any ``bert.`` prefix), e.g. ``"encoder.layer.0.attention.self.query.weight"``.
+        form: ``"plain"``, ``"plain_qkv"`` or ``"fused"`` (see the module doc).
+        int8: build the int8 variant (plain form only).
+        calibration_outputs: also output the inputs of each layer's attention
+            (``calib.layer.{i}.attn``) and FFN (``calib.layer.{i}.ffn``) MatMuls,
+            for :mod:`sutra_fast.calibrate`.
 
     Inputs ``input_ids``, ``attention_mask``, ``token_type_ids`` (int64
     [batch, sequence]); output ``last_hidden_state`` (float32 [batch, sequence, hidden]).
     """
     if form not in ("plain", "plain_qkv", "fused"):
         raise ValueError(f"form must be 'plain', 'plain_qkv' or 'fused', got {form!r}")
+    if form == "fused" and (int8 is not None or calibration_outputs):
+        raise ValueError("form='fused' has no int8 or calibration variant; use form='plain'")
     g = _Graph()
     W = _Weights(cfg, weight)
+    opsets = {"": opset}
+    extra: list[bytes] = []
     if form == "fused":
         if cfg.hidden_act != "gelu":
             raise ValueError("form='fused' supports hidden_act 'gelu' only")
         x = _fused_body(g, cfg, W)
-        opsets = {"": opset, "com.microsoft": 1}
+        opsets["com.microsoft"] = 1
     else:
-        x = _plain_body(g, cfg, W, fuse_qkv=form == "plain_qkv", quant=quant, smooth=smooth)
-        opsets = {"": opset, "com.microsoft": 1} if quant else {"": opset}
+        taps: list[str] = []
+        x = _plain_body(g, cfg, W, fuse_qkv=form == "plain_qkv", int8=int8,
+                        taps=taps if calibration_outputs else None)
+        if int8 is not None:
+            opsets["com.microsoft"] = 1
+        for name in taps:
+            extra.append(op.value_info(name, op.FLOAT, ["batch", "sequence", cfg.hidden_size]))
     g.nodes.append(op.node("Identity", [x], ["last_hidden_state"], name="output"))
     inputs = [op.value_info(n, op.INT64, ["batch", "sequence"])
               for n in ("input_ids", "attention_mask", "token_type_ids")]
     outputs = [op.value_info("last_hidden_state", op.FLOAT,
-                             ["batch", "sequence", cfg.hidden_size])]
+                             ["batch", "sequence", cfg.hidden_size])] + extra
     graph = op.graph("bert_encoder", g.nodes, inputs, outputs, g.inits)
     return op.model(graph, opsets)
 
@@ -180,12 +212,23 @@ class _Weights:
                 np.concatenate([bq * self.scale, bk, bv]))
 
 
+def _dynamic_q8(g: _Graph, x: str, name: str, wt: np.ndarray, b: np.ndarray) -> str:
+    """x @ wt + b: int8 weights per column, activations per tensor at run time."""
+    amax = np.abs(wt).max(axis=0)
+    scale = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
+    q = np.clip(np.rint(wt / scale), -127, 127).astype(np.int8)
+    return g.add("DynamicQuantizeMatMul", x, g.const(name + ".weight_q8", q),
+                 g.const(name + ".weight_scale", scale),
+                 g.const(name + ".weight_zp", np.zeros(q.shape[1], np.int8)),
+                 g.const(name + ".bias", b), domain="com.microsoft")
+
+
 def _matmul_nbits(g: _Graph, x: str, name: str, wt: np.ndarray, block: int) -> str:
-    """x @ wt with wt as blockwise symmetric 8-bit weights (ORT MatMulNBits).
+    """x @ wt with 8-bit blockwise symmetric weights (ORT MatMulNBits).
 
     Each run of ``block`` input rows of each output column gets its own scale;
-    accuracy_level 4 makes ORT quantise the activations to int8 per block too
-    and run the products on integer units (VNNI where present).
+    accuracy_level 4 makes ORT quantise the activations per row and block to
+    int8 too and multiply on the integer units.
     """
     K, N = wt.shape
     nb = -(-K // block)
@@ -200,21 +243,8 @@ def _matmul_nbits(g: _Graph, x: str, name: str, wt: np.ndarray, block: int) -> s
                  K=K, N=N, bits=8, block_size=block, accuracy_level=4)
 
 
-def _dynamic_q8(g: _Graph, x: str, name: str, wt: np.ndarray, b: np.ndarray) -> str:
-    """x @ wt + b with per-column symmetric int8 weights and per-tensor uint8
-    activations quantised on the fly (ORT DynamicQuantizeMatMul)."""
-    amax = np.abs(wt).max(axis=0)
-    scale = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
-    q = np.clip(np.rint(wt / scale), -127, 127).astype(np.int8)
-    return g.add("DynamicQuantizeMatMul", x, g.const(name + ".weight_q8", q),
-                 g.const(name + ".weight_scale", scale),
-                 g.const(name + ".weight_zp", np.zeros_like(q[0])),
-                 g.const(name + ".bias", b), domain="com.microsoft")
-
-
-def _plain_body(g: _Graph, cfg: BertConfig, W: _Weights, fuse_qkv: bool,
-                quant=None, smooth=None) -> str:
-    smoothed: dict = {}
+def _plain_body(g: _Graph, cfg: BertConfig, W: _Weights, *, fuse_qkv: bool,
+                int8: Int8Recipe | None, taps: list[str] | None) -> str:
     D, H = cfg.hidden_size, cfg.num_heads
     dh = D // H
     eps = cfg.layer_norm_eps
@@ -223,22 +253,27 @@ def _plain_body(g: _Graph, cfg: BertConfig, W: _Weights, fuse_qkv: bool,
         return g.add("LayerNormalization", x, g.const(prefix + ".weight", W(prefix + ".weight")),
                      g.const(prefix + ".bias", W(prefix + ".bias")), axis=-1, epsilon=eps)
 
-    def dense(x: str, name: str, wt: np.ndarray, b: np.ndarray) -> str:
-        how = quant(name) if quant else None
-        if smooth is not None and name in smooth:
-            sv = np.asarray(smooth[name], np.float32)
-            key = (x, sv.tobytes())
-            if key not in smoothed:
-                smoothed[key] = g.add("Mul", x, g.const(f"{name}.smooth_inv", (1.0 / sv).astype(np.float32)))
-            x = smoothed[key]
-            wt = wt * sv[:, None]
-        if how == "dynamic":
-            return _dynamic_q8(g, x, name, wt, b)
-        if how:
-            y = _matmul_nbits(g, x, name, wt, int(how))
-        else:
+    def dense(x: str, name: str, wt: np.ndarray, b: np.ndarray, how: str = "dynamic") -> str:
+        if int8 is None:
             y = g.add("MatMul", x, g.const(name + ".weight_t", wt))
+        elif how == "dynamic":
+            return _dynamic_q8(g, x, name, wt, b)
+        else:
+            y = _matmul_nbits(g, x, name, wt, int8.down_block)
         return g.add("Add", y, g.const(name + ".bias", b))
+
+    def smooth(x: str, key: str, weights: list[np.ndarray]) -> tuple[str, list[np.ndarray]]:
+        # x / s feeds the MatMuls, whose weight rows are multiplied by s: same product.
+        if int8 is None or key not in int8.smooth:
+            return x, weights
+        s = np.asarray(int8.smooth[key], np.float32)
+        x = g.add("Mul", x, g.const(key + ".smooth_inv", (1.0 / s).astype(np.float32)))
+        return x, [w * s[:, None] for w in weights]
+
+    def tap(x: str, name: str) -> None:
+        if taps is not None:
+            g.nodes.append(op.node("Identity", [x], [name], name=name))
+            taps.append(name)
 
     # ---- embeddings: word + position + token type, then LayerNorm
     word = g.add("Gather", g.const("embeddings.word_embeddings.weight",
@@ -265,13 +300,15 @@ def _plain_body(g: _Graph, cfg: BertConfig, W: _Weights, fuse_qkv: bool,
 
     for i in range(cfg.num_layers):
         p = f"encoder.layer.{i}"
+        tap(x, f"calib.layer.{i}.attn")
         wqkv, bqkv = W.qkv(i)
+        xa, (wqkv,) = smooth(x, f"layer.{i}.attn", [wqkv])
         if fuse_qkv:
-            qkv = dense(x, f"{p}.attention.self.qkv", wqkv, bqkv)
+            qkv = dense(xa, f"{p}.attention.self.qkv", wqkv, bqkv)
             q, k, v = g.add("Split", qkv, g.const(f"{p}.qkv_split", np.array([D, D, D], np.int64)),
                             n_out=3, axis=-1)
         else:
-            q, k, v = (dense(x, f"{p}.attention.self.{n}", wqkv[:, j * D:(j + 1) * D],
+            q, k, v = (dense(xa, f"{p}.attention.self.{n}", wqkv[:, j * D:(j + 1) * D],
                              bqkv[j * D:(j + 1) * D])
                        for j, n in enumerate(("query", "key", "value")))
         q = g.add("Transpose", g.add("Reshape", q, heads_shape), perm=[0, 2, 1, 3])  # B,H,S,dh
@@ -285,9 +322,12 @@ def _plain_body(g: _Graph, cfg: BertConfig, W: _Weights, fuse_qkv: bool,
                                *W.linear(f"{p}.attention.output.dense")), x)
         x = layer_norm(a, f"{p}.attention.output.LayerNorm")
 
-        h = dense(x, f"{p}.intermediate.dense", *W.linear(f"{p}.intermediate.dense"))
-        h = _ACTIVATIONS[cfg.hidden_act](g, h)
-        a = g.add("Add", dense(h, f"{p}.output.dense", *W.linear(f"{p}.output.dense")), x)
+        tap(x, f"calib.layer.{i}.ffn")
+        w1, b1 = W.linear(f"{p}.intermediate.dense")
+        xf, (w1,) = smooth(x, f"layer.{i}.ffn", [w1])
+        h = _ACTIVATIONS[cfg.hidden_act](g, dense(xf, f"{p}.intermediate.dense", w1, b1))
+        a = g.add("Add", dense(h, f"{p}.output.dense", *W.linear(f"{p}.output.dense"),
+                               how="blockwise"), x)
         x = layer_norm(a, f"{p}.output.LayerNorm")
     return x
 
