@@ -13,7 +13,6 @@ from sutra_fast import _core
 from sutra_fast import kernels, reference
 from sutra_fast.wordpiece import WordPieceTokenizer
 from sutra_fast.embedder import Embedder
-from sutra_fast.convert import convert
 
 __all__ = [
     "__version__",
@@ -25,7 +24,6 @@ __all__ = [
     "reference",
     "WordPieceTokenizer",
     "Embedder",
-    "convert",
 ]
 
 
