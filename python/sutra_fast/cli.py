@@ -115,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     from sutra_fast import cli_generate
 
     cli_generate.add_parser(sub)
+
+    from sutra_fast import cli_serve
+
+    cli_serve.add_parser(sub)
     return parser
 
 
