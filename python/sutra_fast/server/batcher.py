@@ -89,6 +89,10 @@ class MicroBatcher:
         if self._closed:
             raise ApiError(503, "the server is shutting down", "shutting_down",
                            retry_after=self.retry_after)
+        if len(texts) > self.max_queue:  # could never fit: not worth a retry
+            raise ApiError(413, f"{len(texts)} texts to embed exceed the queue of "
+                                f"{self.max_queue} texts (--max-queue); split the request",
+                           "too_many_inputs")
         if self._queued + len(texts) > self.max_queue:
             self.metrics.rejected.labels("embed_queue_full").inc()
             raise ApiError(429, f"embedding queue is full ({self._queued} texts waiting, "

@@ -58,6 +58,7 @@ def _prompt_ids(gen, prompt, field: str = "prompt") -> list:
         if tok is None:
             raise ApiError(422, "this model's vocabulary is not the RWKV World one; send the "
                                 "prompt as a list of token ids", "invalid_value", param=field)
+        v.check_utf8(prompt, field)
         return tok.encode(prompt)
     if isinstance(prompt, list) and all(isinstance(t, int) and not isinstance(t, bool)
                                         for t in prompt):

@@ -15,9 +15,9 @@ async def read_json(request: web.Request) -> dict:
     """The body as a JSON object: 400 when it does not parse, 422 when not an object."""
     try:
         raw = await request.read()  # raises HTTPRequestEntityTooLarge past client_max_size
-    except web.HTTPRequestEntityTooLarge as e:
-        raise ApiError(413, f"request body too large (limit {e.max_size} bytes)",
-                       "body_too_large") from None
+    except web.HTTPRequestEntityTooLarge:
+        raise ApiError(413, f"request body too large (limit {request.client_max_size} bytes, "
+                            "--max-body-bytes)", "body_too_large") from None
     if not raw.strip():
         raise ApiError(400, "request body is empty; send a JSON object", "invalid_json")
     try:
@@ -128,4 +128,14 @@ def get_texts(body: dict, field: str) -> list:
                              + (" (token-id input is not supported)" if isinstance(t, (int, list)) else ""))
         if not t:
             raise ApiError(400, f"'{field}' item {i} is an empty string", "empty_input", param=field)
+        check_utf8(t, f"{field}[{i}]")
     return v
+
+
+def check_utf8(text: str, where: str) -> None:
+    """JSON may carry lone surrogates (\\ud800) that have no UTF-8 form."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiError(422, f"'{where}' holds a lone surrogate code point (invalid Unicode)",
+                       "invalid_value", param=where.split("[")[0]) from None
