@@ -40,7 +40,7 @@ def create_app(config: Optional[ServerConfig] = None, *, embedder=None,
     app[K.METRICS] = Metrics()
     app[K.MODELS] = Models(config, embedder=embedder, generator=generator)
     app[K.CACHE] = VectorCache(config.embed_cache_size)
-    app[K.LIMITER] = Limiter(config.max_concurrent_generations, config.retry_after_s,
+    app[K.LIMITER] = Limiter(config.max_concurrent_generations, config.retry_after,
                              app[K.METRICS])
     app[K.STARTED] = time.monotonic()
     app[K.STARTED_WALL] = time.time()
@@ -63,7 +63,7 @@ async def _startup(app: web.Application) -> None:
     batcher = MicroBatcher(app[K.MODELS].embed, app[K.METRICS], app[K.EMBED_EXECUTOR],
                            enabled=cfg.micro_batching, wait_ms=cfg.batch_wait_ms,
                            max_texts=cfg.batch_max_texts, max_tokens=cfg.batch_max_tokens,
-                           max_queue=cfg.max_queue, retry_after=cfg.retry_after_s)
+                           max_queue=cfg.max_queue, retry_after=cfg.retry_after)
     batcher.start()
     app[K.BATCHER] = batcher
     app[K.LOAD_TASK] = asyncio.get_running_loop().create_task(app[K.MODELS].load())

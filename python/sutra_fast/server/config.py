@@ -47,9 +47,11 @@ OPTIONS = [
     ("max_body_bytes", "--max-body-bytes", int, 8 * 1024 * 1024, "largest request body (413 above)"),
     ("max_texts", "--max-texts", int, 2048, "most texts per embedding request (413 above)"),
     ("max_input_tokens", "--max-input-tokens", int, None,
-     "most tokens per text (default: the model's max length)"),
+     "with --auto-truncate 0: most tokens per text, 413 above (default and cap: the "
+     "model's max length)"),
     ("auto_truncate", "--auto-truncate", _bool, True,
-     "cut longer texts to --max-input-tokens (0: reject them with 413)"),
+     "cut texts longer than the model's max length, as the library does (0: reject texts "
+     "over --max-input-tokens with 413)"),
     ("micro_batching", "--micro-batching", _bool, True,
      "batch concurrent embedding requests together (0: one model call per request)"),
     ("batch_wait_ms", "--batch-wait-ms", float, 2.0,
@@ -65,7 +67,7 @@ OPTIONS = [
      "max_tokens when a generation request gives none"),
     ("max_tokens_limit", "--max-tokens-limit", int, 4096, "largest max_tokens accepted (422 above)"),
     ("max_prompt_tokens", "--max-prompt-tokens", int, 16384, "longest prompt in tokens (413 above)"),
-    ("retry_after_s", "--retry-after", int, 1, "Retry-After seconds sent with 429/503"),
+    ("retry_after", "--retry-after", int, 1, "Retry-After seconds sent with 429/503"),
     ("shutdown_timeout", "--shutdown-timeout", float, 30.0,
      "seconds to finish in-flight requests on SIGTERM/SIGINT"),
     ("log_level", "--log-level", str, "info", "debug, info, warning or error"),
@@ -99,7 +101,7 @@ class ServerConfig:
     default_max_tokens: int = 256
     max_tokens_limit: int = 4096
     max_prompt_tokens: int = 16384
-    retry_after_s: int = 1
+    retry_after: int = 1
     shutdown_timeout: float = 30.0
     log_level: str = "info"
 
@@ -111,7 +113,7 @@ class ServerConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("port", "embed_cache_size", "retry_after_s", "default_max_tokens"):
+        for name in ("port", "embed_cache_size", "retry_after", "default_max_tokens"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.batch_wait_ms < 0 or self.shutdown_timeout < 0:

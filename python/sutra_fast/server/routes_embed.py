@@ -32,7 +32,7 @@ async def embed_texts(request: web.Request, texts: list, *, normalize: bool,
     """The shared path: limits, cache, batcher. -> (vectors [n, d], tokens, cached_count)."""
     app = request.app
     cfg, models, metrics = app[K.CONFIG], app[K.MODELS], app[K.METRICS]
-    emb = models.embed.require(cfg.retry_after_s)
+    emb = models.embed.require(cfg.retry_after)
     if len(texts) > cfg.max_texts:
         raise ApiError(413, f"too many texts: {len(texts)} > the limit of {cfg.max_texts} "
                             "per request (--max-texts); split the request", "too_many_inputs")
@@ -74,7 +74,7 @@ async def embed_texts(request: web.Request, texts: list, *, normalize: bool,
 async def openai_embeddings(request: web.Request) -> web.Response:
     body = await v.read_json(request)
     models = request.app[K.MODELS]
-    models.embed.require(request.app[K.CONFIG].retry_after_s)
+    models.embed.require(request.app[K.CONFIG].retry_after)
     models.embed.check_name(body.get("model"))
     texts = v.get_texts(body, "input")
     fmt = v.get_str(body, "encoding_format", "float", choices=("float", "base64"))
@@ -100,7 +100,7 @@ async def sutra_embed(request: web.Request) -> web.Response:
     t0 = time.perf_counter()
     body = await v.read_json(request)
     models = request.app[K.MODELS]
-    models.embed.require(request.app[K.CONFIG].retry_after_s)
+    models.embed.require(request.app[K.CONFIG].retry_after)
     models.embed.check_name(body.get("model"))
     texts = v.get_texts(body, "texts")
     normalize = v.get_bool(body, "normalize", True)

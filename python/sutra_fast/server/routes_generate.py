@@ -160,7 +160,7 @@ async def _send_sse(resp: web.StreamResponse, obj) -> None:
 
 def _gen_ready(request: web.Request, body: dict):
     models, cfg = request.app[K.MODELS], request.app[K.CONFIG]
-    gen = models.generate.require(cfg.retry_after_s)
+    gen = models.generate.require(cfg.retry_after)
     models.generate.check_name(body.get("model"))
     return gen, models.generate.model_id
 
