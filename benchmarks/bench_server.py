@@ -4,6 +4,7 @@ Embeddings: ``POST /v1/embeddings`` with one short text per request at
 concurrency 1, 8 and 64, micro-batching on and off, against the in-process
 ``Embedder.embed`` throughput on the same texts (the issue's target: at
 concurrency 64, >= 80% of in-process). Cache off, every text distinct.
+The server runs as a separate process, like in production.
 Generation: ``POST /generate`` streamed, time to first token and tokens/s per
 stream with 1 and 4 concurrent streams (random-weight RWKV-7 0.1B layout;
 tiny under ``--benchmark-disable``).
@@ -14,9 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import socket
+import subprocess
 import sys
-import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -26,50 +31,53 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import rwkv_checkpoints as rc  # noqa: E402
 
 import aiohttp  # noqa: E402  (the server extra; a test dependency)
-from aiohttp import web  # noqa: E402
 
 import sutra_fast as sf  # noqa: E402
-from sutra_fast.server import ServerConfig, create_app  # noqa: E402
 
 WORLD_TINY = rc.Shape(n_layer=2, n_embd=64, head_size=16, vocab=65536, d_w=8, d_a=8, d_v=4, d_g=16)
 
 
-class BackgroundServer:
-    """The app on 127.0.0.1:<free port>, served by its own event loop in a thread."""
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
-    def __init__(self, app):
-        self.app, self.port = app, None
-        self._ready = threading.Event()
-        self._stop = None
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self):
-        async def main():
-            runner = web.AppRunner(self.app, handler_cancellation=True, access_log=None)
-            await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            self.port = site._server.sockets[0].getsockname()[1]
-            self._stop = asyncio.Event()
-            self._loop = asyncio.get_running_loop()
-            self._ready.set()
-            await self._stop.wait()
-            await runner.cleanup()
-        asyncio.run(main())
+class ServerProcess:
+    """``sutra-fast serve`` in its own process (its own GIL, as in production),
+    on a free loopback port; the load generator runs in this process."""
+
+    def __init__(self, *flags: str):
+        self.port = _free_port()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([str(Path(sf.__file__).parent.parent),
+                                             env.get("PYTHONPATH", "")])
+        self._cmd = [sys.executable, "-m", "sutra_fast", "serve", "--port", str(self.port),
+                     "--log-level", "warning", *flags]
+        self._env = env
 
     def __enter__(self):
-        self._thread.start()
-        assert self._ready.wait(60)
-        return self
+        self.proc = subprocess.Popen(self._cmd, env=self._env)
+        deadline = time.monotonic() + 120
+        while True:
+            assert self.proc.poll() is None, "server exited at start"
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=2) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "server not healthy in 120 s"
+            time.sleep(0.1)
 
     def __exit__(self, *exc):
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(60)
+        self.proc.send_signal(signal.SIGTERM)
+        assert self.proc.wait(60) == 0
 
 
 @pytest.fixture(scope="module")
 def embedder():
-    return sf.Embedder.load()
+    return sf.Embedder.load()  # also converts the default model into the cache the server reads
 
 
 @pytest.fixture(scope="module")
@@ -98,15 +106,19 @@ async def load(port, texts, concurrency):
         return time.perf_counter() - t0, np.array(latencies)
 
 
-@pytest.mark.parametrize("batching", [True, False], ids=["batching", "no-batching"])
-@pytest.mark.parametrize("concurrency", [1, 8, 64])
-def test_embeddings_load(benchmark, embedder, n_requests, concurrency, batching):
-    cfg = ServerConfig(micro_batching=batching, embed_cache_size=0, batch_wait_ms=2)
-    texts = texts_for(n_requests, f"{concurrency}{batching}")
-    with BackgroundServer(create_app(cfg, embedder=embedder)) as srv:
+@pytest.fixture(scope="module", params=[True, False], ids=["batching", "no-batching"])
+def embed_server(request, embedder):
+    with ServerProcess("--micro-batching", str(int(request.param)), "--embed-cache-size", "0") as srv:
         asyncio.run(load(srv.port, texts_for(8, "warm"), 1))
-        wall, lat = benchmark.pedantic(lambda: asyncio.run(load(srv.port, texts, concurrency)),
-                                       rounds=1, iterations=1)
+        yield srv, request.param
+
+
+@pytest.mark.parametrize("concurrency", [1, 8, 64])
+def test_embeddings_load(benchmark, embedder, embed_server, n_requests, concurrency):
+    srv, batching = embed_server
+    texts = texts_for(n_requests, f"{concurrency}{batching}")
+    wall, lat = benchmark.pedantic(lambda: asyncio.run(load(srv.port, texts, concurrency)),
+                                   rounds=1, iterations=1)
     t0 = time.perf_counter()
     embedder.embed(texts, batch_size=64)
     inproc = len(texts) / (time.perf_counter() - t0)
@@ -123,10 +135,9 @@ def test_embeddings_load(benchmark, embedder, n_requests, concurrency, batching)
 
 
 @pytest.fixture(scope="module")
-def generator(quick, tmp_path_factory):
+def checkpoint(quick, tmp_path_factory):
     shape = WORLD_TINY if quick else rc.WORLD_0B1
-    path = rc.make_checkpoint(tmp_path_factory.mktemp("bench_srv"), shape, seed=0, fmt="pth")
-    return sf.Generator.load(path)
+    return rc.make_checkpoint(tmp_path_factory.mktemp("bench_srv"), shape, seed=0, fmt="pth")
 
 
 async def streams(port, n, max_tokens):
@@ -145,13 +156,20 @@ async def streams(port, n, max_tokens):
         return await asyncio.gather(*(one(i) for i in range(n)))
 
 
+@pytest.fixture(scope="module")
+def gen_server(checkpoint):
+    with ServerProcess("--embeddings", "0", "--rwkv-model", str(checkpoint),
+                       "--max-concurrent-generations", "4", "--threads", "1") as srv:
+        asyncio.run(streams(srv.port, 1, 2))  # warm-up
+        yield srv
+
+
 @pytest.mark.parametrize("n_streams", [1, 4])
-def test_generation_streams(benchmark, generator, quick, n_streams):
+def test_generation_streams(benchmark, gen_server, quick, n_streams):
     max_tokens = 8 if quick else 64
-    cfg = ServerConfig(embeddings=False, max_concurrent_generations=4)
-    with BackgroundServer(create_app(cfg, generator=generator)) as srv:
-        out = benchmark.pedantic(lambda: asyncio.run(streams(srv.port, n_streams, max_tokens)),
-                                 rounds=1, iterations=1)
+    srv = gen_server
+    out = benchmark.pedantic(lambda: asyncio.run(streams(srv.port, n_streams, max_tokens)),
+                             rounds=1, iterations=1)
     ttft = [o[0] for o in out]
     rate = [o[1] for o in out]
     benchmark.group = "server: POST /generate streamed"
