@@ -84,3 +84,50 @@ def test_serve_process_sigterm_finishes_in_flight_and_exits_0(tmp_path, converte
         output = log.read()
         log.close()
     assert "Traceback" not in output, output
+
+
+def test_sigint_on_an_idle_server_exits_0(tmp_path):
+    port = _free_port()
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(sf.__file__).parent.parent),
+                                         env.get("PYTHONPATH", "")])
+    proc = subprocess.Popen([sys.executable, "-m", "sutra_fast", "serve", "--port", str(port),
+                             "--embeddings", "0"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, proc.stdout.read().decode()
+            try:
+                conn, resp = _request(port, "GET", "/health", timeout=2)
+                ok = resp.status == 200
+                conn.close()
+                if ok:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        conn, resp = _request(port, "POST", "/generate", {"prompt": "x"})
+        body = json.loads(resp.read())
+        conn.close()
+        assert resp.status == 503 and "--rwkv-model" in body["error"]["message"]
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+
+
+def test_readme_documents_every_flag_and_env_var():
+    from sutra_fast.server.config import OPTIONS, env_name
+
+    root = Path(__file__).resolve().parents[1]
+    # docs/readme_server.md until the lead folds it into README.md
+    readme = next(p for p in (root / "docs" / "readme_server.md", root / "README.md") if p.is_file())
+    text = readme.read_text(encoding="utf-8")
+    missing = [name for field, flag, *_ in OPTIONS for name in (flag, env_name(field))
+               if f"`{name}`" not in text]
+    assert not missing, f"{readme.name} does not mention {missing}"
