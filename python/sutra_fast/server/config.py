@@ -41,6 +41,9 @@ OPTIONS = [
     ("rwkv_dtype", "--rwkv-dtype", str, "fp32", "RWKV weight precision: fp32, bf16 or int8"),
     ("rwkv_model_id", "--rwkv-model-id", _opt_str, None,
      "model id reported for the RWKV model (default: the checkpoint file name)"),
+    ("rwkv_prompt_cache", "--rwkv-prompt-cache", int, 8,
+     "states after the last N prompts kept, so a prompt that extends one (a chat grown by a "
+     "turn) only feeds its new tokens (0 = off)"),
     ("threads", "--threads", int, None, "compiled-core threads (tokenizers, RWKV)"),
     ("api_key", "--api-key", _opt_str, None,
      "require this key (Authorization: Bearer KEY or X-API-Key: KEY); /health stays open"),
@@ -85,6 +88,7 @@ class ServerConfig:
     rwkv_model: Optional[str] = None
     rwkv_dtype: str = "fp32"
     rwkv_model_id: Optional[str] = None
+    rwkv_prompt_cache: int = 8
     threads: Optional[int] = None
     api_key: Optional[str] = None
     max_body_bytes: int = 8 * 1024 * 1024
@@ -113,7 +117,7 @@ class ServerConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("port", "embed_cache_size", "retry_after", "default_max_tokens"):
+        for name in ("port", "embed_cache_size", "rwkv_prompt_cache", "retry_after", "default_max_tokens"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.batch_wait_ms < 0 or self.shutdown_timeout < 0:

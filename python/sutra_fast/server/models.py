@@ -91,6 +91,8 @@ class Models:
 
                 gen = await loop.run_in_executor(None, lambda: Generator.load(
                     cfg.rwkv_model, dtype=cfg.rwkv_dtype))
+                if cfg.rwkv_prompt_cache:
+                    gen.enable_prompt_cache(cfg.rwkv_prompt_cache)
                 self.generate.set(gen, self._rwkv_id(cfg.rwkv_model))
                 log.info("RWKV model %s ready", self.generate.model_id)
             except Exception as e:  # noqa: BLE001

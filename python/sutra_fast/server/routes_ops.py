@@ -51,7 +51,8 @@ async def info(request: web.Request) -> web.Response:
     generation = _slot_info(models.generate)
     if gen is not None:
         generation.update(version=gen.version, n_layer=gen.n_layer, n_embd=gen.n_embd,
-                          vocab_size=gen.vocab_size, dtype=gen.dtype)
+                          vocab_size=gen.vocab_size, dtype=gen.dtype,
+                          prompt_cache=gen.prompt_cache.max_entries if gen.prompt_cache else 0)
     return web.json_response({
         "version": __version__,
         "embedding": embedding,
