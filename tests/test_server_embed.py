@@ -176,3 +176,26 @@ def test_bad_embedding_input_never_500(embedder, body):
             assert 400 <= resp.status < 500, (path, b, got)
             assert set(got) == {"error"}
     run(go, embedder=embedder)
+
+
+def test_a_failing_model_call_is_a_500_envelope_and_the_batcher_survives(embedder):
+    class FlakyEmbedder:
+        """The real embedder, but its first call fails like a broken ORT session."""
+
+        def __init__(self, real):
+            self.real, self.failed = real, False
+            self.model_id, self.dimension = real.model_id, real.dimension
+            self.max_length, self.tokenizer = real.max_length, real.tokenizer
+
+        def embed(self, texts, **kw):
+            if not self.failed:
+                self.failed = True
+                raise RuntimeError("simulated ONNX Runtime failure")
+            return self.real.embed(texts, **kw)
+
+    async def go(client):
+        err = await post_error(client, "/embed", 500, "internal_error", json={"texts": ["a"]})
+        assert "simulated" not in err["message"]  # internals stay in the server log
+        resp = await client.post("/embed", json={"texts": ["a"]})
+        assert resp.status == 200
+    run(go, embedder=FlakyEmbedder(embedder))

@@ -169,8 +169,12 @@ class MicroBatcher:
                 for j in batch:
                     part = raw[row: row + len(j.texts)]
                     row += len(j.texts)
-                    if not j.future.done():
+                    if j.future.done():
+                        continue
+                    try:  # one request's failure must not stop the batcher
                         j.future.set_result(finish_rows(part, j.normalize, j.dimensions))
+                    except Exception as e:  # noqa: BLE001
+                        j.future.set_exception(e)
             finally:
                 self._queued -= len(texts)
                 self.metrics.queue_texts.set(self._queued)

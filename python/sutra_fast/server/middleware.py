@@ -53,7 +53,10 @@ async def request_context(request: web.Request, handler):
         m = request.app[K.METRICS]
         label = _route_label(request)
         m.requests.labels(label, request.method, str(status)).inc()
-        m.latency.labels(label).observe(time.perf_counter() - request[K.T0])
+        elapsed = time.perf_counter() - request[K.T0]
+        m.latency.labels(label).observe(elapsed)
+        log.debug("%s %s -> %d in %.1f ms (request %s)", request.method, request.path, status,
+                  elapsed * 1e3, request[K.REQUEST_ID])
 
 
 async def stamp_request_id(request: web.Request, response: web.StreamResponse) -> None:
