@@ -10,6 +10,7 @@ from server_helpers import (GatedGenerator, generator, metric, post_error, run, 
                             sse_events, world_ckpt)
 from sutra_fast.generation import CHAT_STOP, chat_prompt
 from sutra_fast.server import ServerConfig
+from sutra_fast.server import keys as K
 
 OPTS = {"max_tokens": 12, "temperature": 0.8, "top_p": 0.9, "seed": 7}
 
@@ -143,7 +144,7 @@ def test_disconnect_stops_the_generation(generator, path, body):
             task.cancel()  # the client gives up and closes the connection
             with pytest.raises(asyncio.CancelledError):
                 await task
-        limiter = app[__import__("sutra_fast.server.keys", fromlist=["K"]).LIMITER]
+        limiter = app[K.LIMITER]
         for _ in range(200):  # the server notices the closed connection
             if gated.calls > 0 and not gated.gate.is_set() and _cancelled(app):
                 break
@@ -161,7 +162,6 @@ def test_disconnect_stops_the_generation(generator, path, body):
 
 
 def _cancelled(app) -> bool:
-    from sutra_fast.server import keys as K
     return metric(app[K.METRICS].render()[0].decode(), "sutra_generations_cancelled_total") >= 1
 
 
