@@ -85,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     from sutra_fast import cli_generate
 
     cli_generate.add_parser(sub)
+    from sutra_fast import cli_bench
+
+    cli_bench.add_parser(sub)
 
     p = sub.add_parser("convert", help="convert a HF BERT-family folder (safetensors) to ONNX",
                        description="Convert a Hugging Face / sentence-transformers BERT-family "
