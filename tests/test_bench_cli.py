@@ -59,7 +59,9 @@ def test_quick_json_has_the_expected_keys(quick_run):
     assert {r["ours"] for r in dec} == {"sutra_fast fp32", "sutra_fast bf16", "sutra_fast int8"}
     assert all(0.0 <= r["top1_agreement_vs_fp32"] <= 1.0 for r in dec)
     assert all(r["bandwidth_limit_gb_s"] == data["read_bandwidth_gb_s"] for r in dec)
-    assert data["read_bandwidth_gb_s"] > 0.1
+    assert data["read_bandwidth_gb_s"] > 0.1 and data["matmul_gflops"] > 0.1
+    pre = [r for r in data["rows"] if r["case"] == "rwkv prefill"]
+    assert pre[0]["flop_limit_gflops"] == data["matmul_gflops"]  # fp32 row first
 
 
 def test_plot_writes_a_png(quick_run):

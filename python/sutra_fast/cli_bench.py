@@ -67,6 +67,9 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"output folder of {out!r} does not exist")
     if args.plot:
         _check_plot_deps()
+    # HF tokenizers' Rayon pool gets the same threads as everyone else (set before it starts).
+    os.environ["RAYON_NUM_THREADS"] = str(args.threads)
+    os.environ["TOKENIZERS_PARALLELISM"] = "true" if args.threads > 1 else "false"
     e2e = _load_e2e()
     import sutra_fast as sf
 
@@ -85,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
     result = {"machine": machine(), "threads": args.threads, "quick": args.quick,
               "skipped": {c: m for c, m in absent.items()}, "rows": []}
     result["read_bandwidth_gb_s"] = e2e.read_bandwidth_gb_s(32 if args.quick else 256)
+    with _blas_threads(args.threads):
+        result["matmul_gflops"] = e2e.matmul_gflops(256 if args.quick else 1024)
     with tempfile.TemporaryDirectory(prefix="sutra_bench_") as tmp:
         for case in cases:
             if case in absent:
@@ -92,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
             fn = getattr(e2e, f"case_{case}")
             extra = {"tmp": tmp} if case in ("rwkv", "generate") else {}
             if case == "rwkv":
-                extra["bandwidth"] = result["read_bandwidth_gb_s"]
+                extra.update(bandwidth=result["read_bandwidth_gb_s"], gflops=result["matmul_gflops"])
             t0 = time.perf_counter()
             rows = fn(args.quick, args.threads, **extra)
             print(f"[{case}: {time.perf_counter() - t0:.1f} s]", file=sys.stderr, flush=True)
@@ -127,7 +132,8 @@ def machine() -> dict:
 def table(result: dict) -> str:
     """Markdown table: one row per comparison."""
     lines = [f"threads: {result['threads']}; single-core read bandwidth "
-             f"{result['read_bandwidth_gb_s']:.1f} GB/s; ratio = ours / theirs time "
+             f"{result['read_bandwidth_gb_s']:.1f} GB/s; numpy fp32 matmul "
+             f"{result['matmul_gflops']:.0f} GFLOP/s; ratio = ours / theirs time "
              "(below 1: sutra_fast faster)", "",
              "| case | ours | theirs | ours | theirs | ratio | speed-up | notes |",
              "|---|---|---|---:|---:|---:|---:|---|"]
@@ -136,6 +142,8 @@ def table(result: dict) -> str:
         for k in ("min_cosine_vs_st", "top1_agreement_vs_fp32"):
             if k in r:
                 notes.append(f"{k.replace('_', ' ')} {r[k]:.4f}")
+        if "ours_gflops" in r:
+            notes.append(f"~{r['ours_gflops']:.0f} of {r['flop_limit_gflops']:.0f} GFLOP/s")
         if "ours_gb_s" in r:
             notes.append(f"{r['ours_gb_s']:.1f} of {r['bandwidth_limit_gb_s']:.1f} GB/s "
                          f"(limit {r['limit_tok_s']:.0f} tok/s)")
@@ -143,6 +151,16 @@ def table(result: dict) -> str:
                      f"{_rate(r['ours_rate'])} {r['unit']} | {_rate(r['theirs_rate'])} {r['unit']} | "
                      f"{r['ratio']:.3f} | {1 / r['ratio']:.2f}x | {'; '.join(notes)} |")
     return "\n".join(lines)
+
+
+def _blas_threads(n: int):
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        import contextlib
+
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=n)
 
 
 def _rate(x: float) -> str:
