@@ -135,7 +135,8 @@ def test_sentence_transformers_onnx_layout(tmp_path, converted, vecs, texts):
         shutil.copyfile(converted / name, d / name)
     (d / "1_Pooling").mkdir()
     shutil.copyfile(converted / "1_Pooling/config.json", d / "1_Pooling/config.json")
-    os.symlink(converted / "model.onnx", d / "onnx" / "model.onnx")
+    for name in ("model.onnx", "model.onnx.data"):
+        os.symlink(converted / name, d / "onnx" / name)
     e = Embedder.load(d)
     assert (e.max_length, e.pooling, e.dimension, e.model_id) == (256, "mean", 384, "st_layout")
     np.testing.assert_allclose(e.embed(texts[:8]), vecs[:8], atol=2e-5)

@@ -14,6 +14,9 @@ Output folder::
 
     model.onnx              inputs input_ids / attention_mask / token_type_ids
                             (int64 [batch, sequence]), output last_hidden_state
+    model.onnx.data         its weights (ONNX external data; ORT memory-maps them:
+                            measured 0.15 s instead of 0.34 s to create the
+                            session, 107 MB instead of 190 MB peak RSS)
     tokenizer.json|vocab.txt, config.json, modules.json, 1_Pooling/config.json,
     sentence_bert_config.json   (copied when present)
     sutra_manifest.json     model id, dimension, max_length, pooling, normalize,
@@ -30,11 +33,12 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-from sutra_fast import onnx_graph
+from sutra_fast import onnx_graph, onnx_proto
 from sutra_fast._version import __version__
 from sutra_fast.safetensors_io import SafetensorsFile
 
 MANIFEST = "sutra_manifest.json"
+EXTERNAL_DATA = "model.onnx.data"  # weights beside the graph (memory-mapped by ORT)
 MANIFEST_FORMAT = "sutra_fast.embedding/1"
 QUANTIZE_MODES = (None, "int8")
 POOLING_MODES = ("mean", "cls", "max")
@@ -167,7 +171,8 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, quantize: Optiona
     int8 = None
     if quantize == "int8":
         int8, calibration = _int8_recipe(cfg, weight, tok_path, max_length, calibration_texts)
-    model_bytes = onnx_graph.build_bert(cfg, weight, form=form, int8=int8)
+    external = onnx_proto.ExternalData(EXTERNAL_DATA)
+    model_bytes = onnx_graph.build_bert(cfg, weight, form=form, int8=int8, external=external)
 
     manifest = {
         "format": MANIFEST_FORMAT,
@@ -190,7 +195,8 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, quantize: Optiona
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it 0700
     try:
         (tmp / "model.onnx").write_bytes(model_bytes)
-        del model_bytes
+        external.write(tmp / EXTERNAL_DATA)
+        del model_bytes, external
         for name in _COPY:
             if (src / name).is_file():
                 shutil.copyfile(src / name, tmp / name)

@@ -70,13 +70,19 @@ class BertConfig:
 class _Graph:
     """Collects nodes and initializers; names outputs automatically."""
 
-    def __init__(self) -> None:
+    # Tensors at least this big go to the external data file (when there is one).
+    EXTERNAL_MIN_BYTES = 64 * 1024
+
+    def __init__(self, external: "op.ExternalData | None" = None) -> None:
         self.nodes: list[bytes] = []
         self.inits: list[bytes] = []
         self._n = 0
+        self.external = external
 
     def const(self, name: str, array) -> str:
-        self.inits.append(op.tensor(name, np.asarray(array)))
+        array = np.asarray(array)
+        ext = self.external if array.nbytes >= self.EXTERNAL_MIN_BYTES else None
+        self.inits.append(op.tensor(name, array, ext))
         return name
 
     def add(self, op_type: str, *inputs: str, n_out: int = 1, domain: str = "", **attrs):
@@ -142,7 +148,8 @@ class Int8Recipe:
 
 def build_bert(cfg: BertConfig, weight: Callable[[str], np.ndarray], *,
                form: str = "plain", int8: Int8Recipe | None = None,
-               calibration_outputs: bool = False, opset: int = 17) -> bytes:
+               calibration_outputs: bool = False, external: "op.ExternalData | None" = None,
+               opset: int = 17) -> bytes:
     """Serialised ONNX ModelProto of a BERT encoder.
 
     Arguments:
@@ -162,7 +169,7 @@ def build_bert(cfg: BertConfig, weight: Callable[[str], np.ndarray], *,
         raise ValueError(f"form must be 'plain', 'plain_qkv' or 'fused', got {form!r}")
     if form == "fused" and (int8 is not None or calibration_outputs):
         raise ValueError("form='fused' has no int8 or calibration variant; use form='plain'")
-    g = _Graph()
+    g = _Graph(external)
     W = _Weights(cfg, weight)
     opsets = {"": opset}
     extra: list[bytes] = []

@@ -74,16 +74,53 @@ def _messages(field: int, messages: Iterable[bytes]) -> bytes:
 
 # ---------------------------------------------------------------- messages
 
-def tensor(name: str, array: np.ndarray) -> bytes:
-    """TensorProto with the data as little-endian raw bytes."""
+def tensor(name: str, array: np.ndarray, external: "ExternalData | None" = None) -> bytes:
+    """TensorProto with the data as little-endian raw bytes, inline or (when
+    ``external`` is given) appended to the external data file."""
     array = np.asarray(array)
     try:
         dtype = _NP_TO_ONNX[array.dtype.newbyteorder("=")]
     except KeyError:
         raise ValueError(f"tensor {name!r}: unsupported dtype {array.dtype}") from None
     raw = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
-    return (_packed_ints(1, array.shape) + _int(2, dtype) + _bytes(8, name)
-            + _bytes(9, raw))
+    head = _packed_ints(1, array.shape) + _int(2, dtype) + _bytes(8, name)
+    if external is None:
+        return head + _bytes(9, raw)
+    offset = external.append(raw)
+    entries = (("location", external.location), ("offset", str(offset)), ("length", str(len(raw))))
+    return (head + _messages(13, (_bytes(1, k) + _bytes(2, v) for k, v in entries))
+            + _int(14, 1))  # data_location = EXTERNAL
+
+
+class ExternalData:
+    """Tensor bytes stored beside the model (``location``, relative to model.onnx).
+
+    ONNX Runtime memory-maps such a file, so weights it never touches (most of
+    a 30k-row word-embedding table) are not read into memory, and loading skips
+    parsing 90 MB of protobuf. Offsets are page-aligned for the mapping.
+    """
+
+    ALIGN = 4096
+
+    def __init__(self, location: str):
+        self.location = location
+        self.chunks: list[bytes] = []
+        self.size = 0
+
+    def append(self, raw: bytes) -> int:
+        pad = -self.size % self.ALIGN
+        if pad:
+            self.chunks.append(b"\0" * pad)
+            self.size += pad
+        offset = self.size
+        self.chunks.append(raw)
+        self.size += len(raw)
+        return offset
+
+    def write(self, path) -> None:
+        with open(path, "wb") as f:
+            for c in self.chunks:
+                f.write(c)
 
 
 def attribute(name: str, value) -> bytes:
