@@ -193,8 +193,9 @@ def main(argv: list[str]) -> int:
     if argv == ["--all"]:
         argv = list(SECTIONS) + list(SUITES)
     names = argv or list(SUITES)
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
     for name in names:
+        # Re-read each time: a long run keeps edits made to the prose meanwhile.
+        text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
         if name in SECTIONS:
             text = _replace(text, name, SECTIONS[name]())
             DOC.write_text(text)     # a long run keeps what it has measured
