@@ -112,13 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--progress", action="store_true", help="show a progress bar on stderr")
     p.set_defaults(func=_cmd_embed)
 
-    from sutra_fast import cli_generate
+    from sutra_fast import cli_bench, cli_generate, cli_serve
 
     cli_generate.add_parser(sub)
-
-    from sutra_fast import cli_serve
-
     cli_serve.add_parser(sub)
+    cli_bench.add_parser(sub)
     return parser
 
 
