@@ -28,7 +28,8 @@ SUITES = {"kernels": "benchmarks/bench_kernels.py",
           "sampler": "benchmarks/bench_sampler.py",
           "rwkv": "benchmarks/bench_rwkv.py",
           "generate": "benchmarks/bench_generate.py",
-          "embed": "benchmarks/bench_embed.py"}
+          "embed": "benchmarks/bench_embed.py",
+          "server": "benchmarks/bench_server.py"}
 # Sections made by commands other than pytest (see SECTIONS below), in --all order.
 PLOTS = ROOT / "benchmarks" / "plots"
 OURS = "sutra_fast"
