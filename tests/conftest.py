@@ -1,6 +1,15 @@
+import os
+import sys
+
 import pytest
 
 import sutra_fast as sf
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from embed_fixtures import (converted, converted_int8, source_dir, st_model,  # noqa: E402,F401
+                            st_vectors, texts)
+
 
 SUPPORTED_ISAS = sf.cpu_info()["supported_isas"]
 

@@ -16,6 +16,7 @@ from sutra_fast.world_tokenizer import WorldTokenizer
 from sutra_fast.sampler import PenaltyState, Rng, Sampler
 from sutra_fast.generator import Generator, RwkvState
 from sutra_fast.generation import GenerationResult, TokenStream
+from sutra_fast.embedder import Embedder
 
 __all__ = [
     "__version__",
@@ -34,6 +35,7 @@ __all__ = [
     "RwkvState",
     "GenerationResult",
     "TokenStream",
+    "Embedder",
 ]
 
 

@@ -35,6 +35,46 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from sutra_fast.convert import convert
+
+    t0 = time.perf_counter()
+    dst = convert(args.src, args.dst, quantize=args.quantize, model_id=args.model_id,
+                  form=args.form, overwrite=args.overwrite)
+    manifest = json.loads((dst / "sutra_manifest.json").read_text(encoding="utf-8"))
+    manifest["seconds"] = round(time.perf_counter() - t0, 3)
+    manifest["output"] = str(dst)
+    json.dump(manifest, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+def _cmd_embed(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from sutra_fast.embedder import Embedder
+
+    texts = list(args.texts)
+    if not texts:
+        texts = [line.rstrip("\r\n") for line in sys.stdin]
+        texts = [t for t in texts if t.strip()]
+    emb = Embedder.load(args.model, quantize=args.quantize, threads=args.threads)
+    vecs = emb.embed(texts, batch_size=args.batch_size, dimensions=args.dimensions,
+                     normalize=not args.no_normalize, show_progress=args.progress)
+    if args.output and args.output != "-" and args.output.endswith(".npy"):
+        np.save(args.output, vecs)
+        print(f"wrote {vecs.shape[0]} x {vecs.shape[1]} float32 to {args.output}", file=sys.stderr)
+        return 0
+    out = sys.stdout if not args.output or args.output == "-" else open(args.output, "w", encoding="utf-8")
+    try:
+        for text, v in zip(texts, vecs):
+            out.write(json.dumps({"text": text, "embedding": [float(x) for x in v]}) + "\n")
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sutra-fast", description="Compiled in-process inference for the Sutra platform.")
@@ -42,9 +82,43 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="show CPU/ISA/thread settings and run a small kernel demo")
     p.set_defaults(func=_cmd_info)
 
+    p = sub.add_parser("convert", help="convert a HF BERT-family folder (safetensors) to ONNX",
+                       description="Convert a Hugging Face / sentence-transformers BERT-family "
+                                   "folder (config.json, model.safetensors, tokenizer files) into "
+                                   "a folder with model.onnx, the tokenizer and pooling config. "
+                                   "No torch needed.")
+    p.add_argument("src", help="source folder (config.json + model.safetensors + tokenizer.json)")
+    p.add_argument("dst", help="output folder (must not exist unless --overwrite)")
+    p.add_argument("--quantize", choices=["int8"], default=None, help="write the int8 graph")
+    p.add_argument("--model-id", default=None, help="model id to record (default: folder name)")
+    p.add_argument("--form", choices=["plain", "plain_qkv", "fused"], default="plain",
+                   help="graph form (default plain, the fastest measured)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    p.set_defaults(func=_cmd_convert)
+
+    p = sub.add_parser("embed", help="embed texts (arguments, or lines on stdin)",
+                       description="Embed texts given as arguments, or one per line on stdin. "
+                                   "Writes JSON lines {text, embedding} to stdout or --output; "
+                                   "an --output ending in .npy gets a float32 [n, d] array.")
+    p.add_argument("texts", nargs="*", help="texts to embed (default: read lines from stdin)")
+    p.add_argument("--model", default=None,
+                   help="model folder (default: the embedded all-MiniLM-L6-v2)")
+    p.add_argument("--output", "-o", default=None, help="output file: .npy or JSON lines")
+    p.add_argument("--dimensions", type=int, default=None, help="Matryoshka: keep this many dims")
+    p.add_argument("--batch-size", type=int, default=32, help="texts per ONNX Runtime call")
+    p.add_argument("--quantize", choices=["int8"], default=None, help="use the int8 model")
+    p.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads")
+    p.add_argument("--no-normalize", action="store_true", help="do not L2-normalise")
+    p.add_argument("--progress", action="store_true", help="show a progress bar on stderr")
+    p.set_defaults(func=_cmd_embed)
+
     from sutra_fast import cli_generate
 
     cli_generate.add_parser(sub)
+
+    from sutra_fast import cli_serve
+
+    cli_serve.add_parser(sub)
     return parser
 
 
@@ -56,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as e:
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError, RuntimeError) as e:
         print(f"sutra-fast: error: {e}", file=sys.stderr)
         return 2
 

@@ -1,0 +1,152 @@
+"""End-to-end embedding benchmark: sutra_fast vs sentence-transformers vs ORT + HF tokenizers.
+
+Single thread everywhere (torch.set_num_threads(1), ORT intra_op 1,
+SUTRA_NUM_THREADS=1), the same real sentences (licence texts + stdlib
+docstrings, see tests/real_corpus.py), all-MiniLM-L6-v2.
+
+As pytest-benchmark tests (tiny sizes when run with --benchmark-disable):
+
+    PYTHONPATH=python python -m pytest benchmarks/bench_embed.py --benchmark-disable   # smoke
+    PYTHONPATH=python python -m pytest benchmarks/bench_embed.py                       # timed
+
+Full comparison table (throughput, batch-1 latency, cold start, peak RSS):
+
+    PYTHONPATH=python python benchmarks/bench_embed.py [--n 2000] [--rounds 3]
+
+Throughput is reported from process CPU time (robust on a shared machine)
+and wall time; rounds are interleaved and the best round is kept.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("SUTRA_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from real_corpus import real_sentences  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from embed_pipelines import PIPELINES, converted_model  # noqa: E402
+
+SMALL = 64      # sentences when pytest-benchmark is disabled (smoke run)
+FULL = 2000
+
+
+# ------------------------------------------------------------ pytest-benchmark
+
+@pytest.fixture(scope="module")
+def sentences(request):
+    disabled = request.config.getoption("benchmark_disable", default=False)
+    return list(real_sentences(SMALL if disabled else FULL))
+
+
+@pytest.fixture(scope="module", params=list(PIPELINES))
+def pipeline(request):
+    return request.param, PIPELINES[request.param]()
+
+
+def test_throughput(benchmark, pipeline, sentences):
+    name, run = pipeline
+    benchmark.group = "embed throughput (sorted batches of 32, 1 thread)"
+    benchmark.extra_info["sentences"] = len(sentences)
+    vecs = benchmark.pedantic(run, args=(sentences,), rounds=1 if len(sentences) > SMALL else 2,
+                              iterations=1)
+    assert vecs.shape == (len(sentences), 384)
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-4)
+
+
+def test_batch1_latency(benchmark, pipeline, sentences):
+    name, run = pipeline
+    benchmark.group = "embed one sentence (batch 1, 1 thread)"
+    it = iter(range(10**9))
+    vec = benchmark(lambda: run([sentences[next(it) % len(sentences)]], batch_size=1))
+    assert vec.shape == (1, 384)
+
+
+# --------------------------------------------------------------- full table
+
+_CHILD = r"""
+import os, sys, time, resource, json
+t0 = time.perf_counter()
+sys.path.insert(0, {bench_dir!r})
+os.environ["SUTRA_NUM_THREADS"] = "1"
+import embed_pipelines as b
+run = b.PIPELINES[{name!r}]()
+run(["The quick brown fox jumps over the lazy dog."], batch_size=1)
+t1 = time.perf_counter()
+texts = list(b.real_sentences({n}))
+run(texts)
+print(json.dumps({{"cold_start_s": t1 - t0,
+                  "peak_rss_mb": int([l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()[1]) / 1024}}))
+"""
+
+
+def _child_stats(name: str, n: int) -> dict:
+    code = _CHILD.format(bench_dir=str(Path(__file__).resolve().parent), name=name, n=n)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=dict(os.environ, TOKENIZERS_PARALLELISM="false"))
+    if out.returncode:
+        raise RuntimeError(out.stderr)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _timed(fn, *args, **kw):
+    c0, w0 = time.process_time(), time.perf_counter()
+    r = fn(*args, **kw)
+    return r, time.process_time() - c0, time.perf_counter() - w0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n", type=int, default=FULL, help="sentences for throughput")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--latency-n", type=int, default=200, help="sentences for batch-1 latency")
+    ap.add_argument("--json", default=None, help="also write the results here")
+    args = ap.parse_args()
+    texts = list(real_sentences(args.n))
+    for q in (None, "int8"):
+        converted_model(q)       # convert outside the timings
+    runs = {name: make() for name, make in PIPELINES.items()}
+    ref = runs["sentence-transformers"](texts)
+    res = {name: {"cpu": [], "wall": [], "lat": []} for name in runs}
+    for _ in range(args.rounds):
+        for name, run in runs.items():      # interleaved rounds
+            vecs, cpu, wall = _timed(run, texts)
+            res[name]["cpu"].append(cpu)
+            res[name]["wall"].append(wall)
+            res[name]["min_cos"] = float(np.min(np.sum(vecs * ref, axis=1)))
+            lat = []
+            for t in texts[:args.latency_n]:
+                _, c, _w = _timed(run, [t], batch_size=1)
+                lat.append(c)
+            res[name]["lat"].append(float(np.median(lat)))
+    for name in runs:
+        res[name].update(_child_stats(name, min(args.n, 500)))
+    st = len(texts) / min(res["sentence-transformers"]["cpu"])
+    rows = ["| pipeline | sent/s (CPU time) | sent/s (wall) | x sentence-transformers | "
+            "batch-1 p50 ms | cold start s | peak RSS MB | min cosine vs ST |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, r in res.items():
+        sps = len(texts) / min(r["cpu"])
+        rows.append(f"| {name} | {sps:.0f} | {len(texts) / min(r['wall']):.0f} | {sps / st:.2f} | "
+                    f"{min(r['lat']) * 1e3:.2f} | {r['cold_start_s']:.2f} | {r['peak_rss_mb']:.0f} | "
+                    f"{r['min_cos']:.6f} |")
+    print(f"{len(texts)} real sentences, 1 thread, best of {args.rounds} interleaved rounds")
+    print("\n".join(rows))
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    main()

