@@ -44,6 +44,7 @@ export SUTRA_NUM_THREADS=2
 tests=(tests/test_wordpiece.py tests/test_world_tokenizer.py tests/test_kernels.py
        tests/test_kernel_errors.py tests/test_rwkv_loader.py tests/test_rwkv.py
        tests/test_sampler.py tests/test_abuse.py)
+shopt -s nullglob
 for f in "$work"/tests/test_fuzz_*.py; do
     case "$f" in *test_fuzz_server*) ;; *) tests+=("${f#"$work"/}");; esac
 done
