@@ -26,7 +26,7 @@ echo "== copying the tree into $work"
 mkdir -p "$work"
 # tracked + untracked-but-not-ignored files; never the build dir or built .so files
 (cd "$root" && git ls-files -co --exclude-standard -z) | \
-    (cd "$root" && xargs -0 cp --parents -t "$work" 2>/dev/null || true)
+    (cd "$root" && xargs -0 cp -p --parents -t "$work" 2>/dev/null || true)
 rm -f "$work"/python/sutra_fast/*.so
 
 echo "== sanitized build (ASan + UBSan)"
