@@ -3,6 +3,7 @@
 # the tokenizer, kernel, loader, sampler and RWKV tests under it.
 #
 #     tools/sanitize.sh [extra pytest args]      e.g.  tools/sanitize.sh -x -k wordpiece
+#     SUTRA_SANITIZE_TESTS="tests/test_fuzz_kernels.py" tools/sanitize.sh
 #
 # The sanitized build happens in a temporary copy of the source tree (its own
 # build dir), so python/sutra_fast/ of this checkout keeps its normal .so files.
@@ -36,8 +37,8 @@ SUTRA_SANITIZE=ON PYTHON="$py" "$work/tools/dev_build.sh" >"$work/build.log" 2>&
 libasan=$(${CXX:-c++} -print-file-name=libasan.so)
 libstdcxx=$(${CXX:-c++} -print-file-name=libstdc++.so.6)
 export LD_PRELOAD="$libasan:$libstdcxx"
-export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:halt_on_error=1:detect_odr_violation=0:log_path=$work/asan"
-export UBSAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1:log_path=$work/ubsan"
+export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:halt_on_error=1:detect_odr_violation=0"
+export UBSAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1"
 export PYTHONPATH="$work/python"
 export SUTRA_NUM_THREADS=2
 
@@ -49,14 +50,21 @@ for f in "$work"/tests/test_fuzz_*.py; do
     case "$f" in *test_fuzz_server*) ;; *) tests+=("${f#"$work"/}");; esac
 done
 
+# SUTRA_SANITIZE_TESTS="tests/a.py tests/b.py" runs only those files
+[ -n "${SUTRA_SANITIZE_TESTS:-}" ] && read -r -a tests <<<"$SUTRA_SANITIZE_TESTS"
+
 echo "== pytest under ASan/UBSan: ${tests[*]}"
 status=0
-(cd "$work" && "$py" -m pytest -q -p no:cacheprovider "${tests[@]}" "$@") || status=$?
-
-reports=$(ls "$work"/asan.* "$work"/ubsan.* 2>/dev/null || true)
-if [ -n "$reports" ]; then
+# Reports go to stderr; halt_on_error makes each one abort its process, so a
+# report fails the run (or, in a tests/test_abuse.py child, its test). The
+# output is kept in $work/pytest.log and searched for reports as well.
+set -o pipefail
+(cd "$work" && "$py" -m pytest -q -p no:cacheprovider "${tests[@]}" "$@" 2>&1) \
+    | tee "$work/pytest.log" || status=$?
+if grep -qE "runtime error:|ERROR: AddressSanitizer|ERROR: LeakSanitizer|Fatal Python error" \
+        "$work/pytest.log"; then
     echo "== sanitizer reports:"
-    for r in $reports; do echo "--- $r"; head -60 "$r"; done
+    grep -nE -A12 "runtime error:|ERROR: AddressSanitizer|Fatal Python error" "$work/pytest.log" | head -80
     status=1
 fi
 [ $status -eq 0 ] && echo "== sanitize: no reports, all tests passed" || echo "== sanitize: FAILED"
