@@ -322,7 +322,7 @@ def main(argv=None) -> int:
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     stats, rss_log = Stats(), []
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300
         while True:
             if proc.poll() is not None:
                 log.seek(0)
@@ -338,7 +338,9 @@ def main(argv=None) -> int:
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                raise SystemExit("server not healthy within 120 s")
+                log.seek(0)
+                print(log.read()[-3000:], file=sys.stderr)
+                raise SystemExit("server not healthy within 300 s")
             time.sleep(0.2)
         t_load = time.monotonic()
         timed_out, healthy, warm_rss = asyncio.run(
