@@ -113,7 +113,11 @@ class Generator:
         arrays = {}
         for name, t in ckpt.tensors.items():
             data = t.data if t.dtype != "fp16" else t.data.astype(np.float32)
-            arrays[name] = np.ascontiguousarray(data)
+            arr = np.ascontiguousarray(data)
+            # A zip member need not start at an aligned offset (torch aligns its
+            # own files; other zip writers do not): the core reads uint16/float32
+            # words, so give it aligned memory (misaligned loads are UB).
+            arrays[name] = arr if arr.flags.aligned else arr.copy()
         model = _core.Rwkv7Model(arrays, dtype, 0 if threads is None else threads)
         del arrays, ckpt  # the core holds its own copy; drop the file mapping
         return cls(model, config, path)

@@ -63,6 +63,13 @@ def _map_file(path: Path) -> mmap.mmap:
         return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
 
 
+def _start_offset(entry) -> int:
+    """Sort key: where a header entry's data starts (0 for a malformed entry,
+    which the entry check below then rejects with a ValueError)."""
+    off = entry[1].get("data_offsets") if isinstance(entry[1], dict) else None
+    return off[0] if isinstance(off, list) and off and isinstance(off[0], int) else 0
+
+
 def _read_safetensors(path: Path) -> Checkpoint:
     mm = _map_file(path)
     size = len(mm)
@@ -80,8 +87,7 @@ def _read_safetensors(path: Path) -> Checkpoint:
         raise ValueError(f"{path}: safetensors header is not a JSON object")
     base = 8 + hlen
     out: "OrderedDict[str, Tensor]" = OrderedDict()
-    entries = sorted(((k, v) for k, v in header.items() if k != "__metadata__"),
-                     key=lambda kv: kv[1].get("data_offsets", [0])[0] if isinstance(kv[1], dict) else 0)
+    entries = sorted(((k, v) for k, v in header.items() if k != "__metadata__"), key=_start_offset)
     for name, info in entries:
         try:
             dt, shape, (lo, hi) = info["dtype"], [int(s) for s in info["shape"]], info["data_offsets"]
@@ -286,7 +292,15 @@ def detect_config(tensors: dict, source: str = "checkpoint") -> RwkvConfig:
         raise ValueError(f"{source}: RWKV-7 DeepEmbed checkpoints are not supported")
 
     def shape(name):
+        if name not in tensors:
+            raise ValueError(f"{source}: RWKV-7 checkpoint is missing the tensor {name!r}")
         return tuple(tensors[name].shape)
+
+    def dim(name, axis):
+        s = shape(name)
+        if not s:
+            raise ValueError(f"{source}: tensor {name!r} is a scalar; expected a matrix")
+        return s[axis]
 
     V, C = shape("emb.weight")
     rk = shape("blocks.0.att.r_k")
@@ -298,13 +312,13 @@ def detect_config(tensors: dict, source: str = "checkpoint") -> RwkvConfig:
     L = max(layers) + 1
     if layers != set(range(L)):
         raise ValueError(f"{source}: block indices are not contiguous: {sorted(layers)}")
-    d_w = shape("blocks.0.att.w1")[-1]
-    d_a = shape("blocks.0.att.a1")[-1]
-    d_g = shape("blocks.0.att.g1")[-1]
-    F = shape("blocks.0.ffn.key.weight")[0]
+    d_w = dim("blocks.0.att.w1", -1)
+    d_a = dim("blocks.0.att.a1", -1)
+    d_g = dim("blocks.0.att.g1", -1)
+    F = dim("blocks.0.ffn.key.weight", 0)
     layer0_v = "blocks.0.att.v1" in keys
     vname = "blocks.1.att.v1" if L > 1 else "blocks.0.att.v1"
-    d_v = shape(vname)[-1] if vname in keys else 0
+    d_v = dim(vname, -1) if vname in keys else 0
     cfg = RwkvConfig("7", L, C, H, N, V, d_w, d_a, d_v, d_g, F, layer0_v)
 
     expected = {"emb.weight": (V, C), "blocks.0.ln0.weight": (C,), "blocks.0.ln0.bias": (C,),
