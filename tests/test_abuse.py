@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import rwkv_checkpoints as rc
+import sutra_fast as sf
 
 HERE = Path(__file__).resolve().parent
 TIMEOUT = 240
@@ -33,7 +34,9 @@ def run_child(body: str, **names) -> dict[str, str]:
     code = ("import sys; sys.path.insert(0, %r)\nfrom abuse_child import case, report\n" % str(HERE)
             + pre + textwrap.dedent(body) + "\nreport()\n")
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(HERE.parent / "python"), env.get("PYTHONPATH", "")])
+    # The child imports the sutra_fast under test (installed, or built in place).
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(sf.__file__).resolve().parent.parent),
+                                         env.get("PYTHONPATH", "")])
     try:
         p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            timeout=TIMEOUT, env=env)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import sutra_fast
 from sutra_fast import cli, cli_bench
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,7 +19,9 @@ ROW_KEYS = {"case", "ours", "theirs", "ours_s", "theirs_s", "ratio", "unit", "ou
 
 
 def _cli(*argv, cwd=None):
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
+    # The sutra_fast under test (installed or built in place), this checkout's benchmarks.
+    env = dict(os.environ, PYTHONPATH=str(Path(sutra_fast.__file__).parent.parent),
+               SUTRA_BENCH_DIR=str(ROOT / "benchmarks"))
     return subprocess.run([sys.executable, "-m", "sutra_fast", *argv], capture_output=True,
                           text=True, env=env, cwd=cwd, timeout=600)
 
@@ -85,6 +88,7 @@ def test_bad_arguments_are_clean_errors(argv, message):
 
 
 def test_missing_reference_packages_name_the_extra(monkeypatch, capsys):
+    monkeypatch.setenv("SUTRA_BENCH_DIR", str(ROOT / "benchmarks"))
     e2e = cli_bench._load_e2e()
     monkeypatch.setattr(e2e, "missing", lambda case: ["rwkv"])
     assert cli.main(["bench", "--quick", "--only", "generate"]) == 2

@@ -106,15 +106,7 @@ def test_malformed_bodies(server, route, raw):
     check(*server.post(route, data=raw, headers={"Content-Type": "application/json"}))
 
 
-# Known server bug (reported to the lead): validate.read_json lets json.loads'
-# RecursionError (nesting >= ~1000 levels) escape, which is answered 500. The fix
-# is to catch RecursionError there and answer 400; these xfails are strict, so
-# the fix makes them fail until the marks are removed.
-_DEEP_BUG = pytest.mark.xfail(strict=True, reason="server: RecursionError in read_json -> 500")
-
-
-@pytest.mark.parametrize("depth", [10, 900, pytest.param(1000, marks=_DEEP_BUG),
-                                   pytest.param(100_000, marks=_DEEP_BUG)])
+@pytest.mark.parametrize("depth", [10, 900, 1000, 100_000])
 @pytest.mark.parametrize("route", ROUTES)
 def test_deep_nesting(server, route, depth):
     key = {"/v1/embeddings": "input", "/embed": "texts"}.get(route, "prompt")

@@ -276,7 +276,9 @@ def main(argv=None) -> int:
     t_start = time.monotonic()
     tmp = tempfile.TemporaryDirectory(prefix="sutra_soak_")
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "python"), env.get("PYTHONPATH", "")])
+    # The server process imports the same sutra_fast as this one (installed or in place).
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(sf.__file__).resolve().parent.parent),
+                                         env.get("PYTHONPATH", "")])
 
     emb = sf.Embedder.load(args.embed_model)
     embed_model = args.embed_model  # None: the server loads the same default model

@@ -43,13 +43,18 @@ def _positive(s: str) -> int:
 
 
 def _bench_dir() -> Path:
+    """benchmarks/ of a source checkout: $SUTRA_BENCH_DIR, else beside an in-place
+    build (python/sutra_fast -> benchmarks), else ./benchmarks (an installed package
+    run from the checkout)."""
     env = os.environ.get("SUTRA_BENCH_DIR")
-    here = Path(__file__).resolve().parents[2] / "benchmarks"
-    d = Path(env) if env else here
-    if not (d / "e2e.py").is_file():
-        raise RuntimeError(f"no benchmarks/e2e.py at {d}: `sutra-fast bench` runs from a source "
-                           "checkout (or set SUTRA_BENCH_DIR to its benchmarks/ folder)")
-    return d
+    candidates = [Path(env)] if env else [Path(__file__).resolve().parents[2] / "benchmarks",
+                                          Path.cwd() / "benchmarks"]
+    for d in candidates:
+        if (d / "e2e.py").is_file():
+            return d
+    raise RuntimeError(f"no benchmarks/e2e.py at {candidates[0]}: `sutra-fast bench` runs from a "
+                       "source checkout (run it in the checkout, or set SUTRA_BENCH_DIR to its "
+                       "benchmarks/ folder)")
 
 
 def _load_e2e():

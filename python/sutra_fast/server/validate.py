@@ -24,6 +24,9 @@ async def read_json(request: web.Request) -> dict:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
         raise ApiError(400, f"request body is not valid JSON: {e}", "invalid_json") from None
+    except RecursionError:  # json.loads recurses once per nesting level
+        raise ApiError(400, "request body is nested too deeply to be a valid request",
+                       "invalid_json") from None
     if not isinstance(body, dict):
         raise ApiError(422, f"request body must be a JSON object, got {_kind(body)}", "invalid_type")
     return body
