@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -41,19 +40,11 @@ if list((ROOT / "python" / "sutra_fast").glob("_core*.so")):
 
 
 def machine() -> str:
-    import sutra_fast as sf
+    from sutra_fast.cli_bench import machine as machine_info
 
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info = sf.cpu_info()
-    return (f"{model}, {os.cpu_count()} cores, ISA level used: {info['isa']}, "
-            f"Python {platform.python_version()}, sutra_fast {sf.__version__}")
+    m = machine_info()
+    return (f"{m['cpu']}, {m['cores']} cores, ISA level used: {m['isa']}, "
+            f"Python {m['python']}, sutra_fast {m['sutra_fast']}")
 
 
 def render(data: dict) -> str:

@@ -37,6 +37,9 @@ TINY = Shape(n_layer=2, n_embd=64, head_size=16, vocab=97, d_w=8, d_a=8, d_v=4, 
 # 3 heads (not a power of two), layer 0 carries v0/v1/v2 like some training dumps.
 ODD_HEADS = Shape(n_layer=3, n_embd=96, head_size=32, vocab=211, d_w=16, d_a=16, d_v=8, d_g=24,
                   layer0_v=True)
+# The World vocabulary (65536) at a tiny size: text prompts go through the World
+# tokenizer, yet the model loads and steps in milliseconds.
+WORLD_TINY = Shape(n_layer=2, n_embd=32, head_size=16, vocab=65536, d_w=8, d_a=8, d_v=4, d_g=8)
 MID = Shape(n_layer=4, n_embd=256, head_size=64, vocab=1000, d_w=32, d_a=32, d_v=16, d_g=64)
 WORLD_0B1 = Shape(n_layer=12, n_embd=768, head_size=64, vocab=65536, d_w=64, d_a=64, d_v=32, d_g=128)
 WORLD_0B4 = Shape(n_layer=24, n_embd=1024, head_size=64, vocab=65536, d_w=64, d_a=64, d_v=32, d_g=128)

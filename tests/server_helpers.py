@@ -19,7 +19,7 @@ import rwkv_checkpoints as rc
 import sutra_fast as sf
 from sutra_fast.server import ServerConfig, create_app
 
-WORLD_TINY = rc.Shape(n_layer=2, n_embd=32, head_size=16, vocab=65536, d_w=8, d_a=8, d_v=4, d_g=8)
+WORLD_TINY = rc.WORLD_TINY
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ import sutra_fast as sf
 
 HERE = Path(__file__).resolve().parent
 TIMEOUT = 240
-WORLD_TINY = rc.Shape(n_layer=2, n_embd=32, head_size=16, vocab=65536, d_w=8, d_a=8, d_v=4, d_g=8)
+WORLD_TINY = rc.WORLD_TINY
 ALLOWED = ("ok", "clean:")
 
 
