@@ -44,7 +44,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "python"))
+if list((ROOT / "python" / "sutra_fast").glob("_core*.so")):  # built in place (tools/dev_build.sh)
+    sys.path.insert(0, str(ROOT / "python"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import aiohttp  # noqa: E402
