@@ -15,8 +15,7 @@ import pytest
 
 import rwkv_checkpoints as rc
 import sutra_fast as sf
-from sutra_fast.generation import (PromptCache, TextAssembler, TokenStream, chat_prompt,
-                                   sampler_for)
+from sutra_fast.generation import PromptCache, TextAssembler, TokenStream, chat_prompt
 
 WORLD_TINY = rc.WORLD_TINY
 
@@ -114,8 +113,7 @@ class ScriptedModel:
 
 def scripted_stream(script, *, max_tokens=100, stop=()):
     model = ScriptedModel(script)
-    sampler = sampler_for(model.vocab_size, temperature=0.0, top_p=1.0, top_k=0, min_p=0.0,
-                          presence_penalty=0.0, frequency_penalty=0.0, seed=0)
+    sampler = sf.Sampler(model.vocab_size, temperature=0.0, seed=0)
     stream = TokenStream(model, [1], max_tokens=max_tokens, sampler=sampler, stop=tuple(stop),
                          state={"step": 0}, cache=None)
     return model, stream

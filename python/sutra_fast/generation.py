@@ -19,7 +19,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
@@ -55,7 +55,7 @@ class GenerationResult:
     state: "RwkvState" = field(repr=False)
 
 
-def _check_int(name: str, value, lo: int) -> int:
+def check_int(name: str, value, lo: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     if value < lo:
@@ -132,7 +132,7 @@ class PromptCache:
     """LRU of (prompt token ids -> state copy and logits after them)."""
 
     def __init__(self, max_entries: int = 8):
-        self.max_entries = _check_int("max_entries", max_entries, 1)
+        self.max_entries = check_int("max_entries", max_entries, 1)
         self._entries: OrderedDict[tuple, tuple] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
@@ -330,11 +330,3 @@ def prompt_to_ids(prompt, tokenizer, vocab_size: int) -> list[int]:
     else:
         raise TypeError(f"prompt must be a str or a list of token ids, got {type(prompt).__name__}")
     return ids or [END_OF_TEXT]
-
-
-def sampler_for(vocab_size: int, *, temperature, top_p, top_k, min_p, presence_penalty,
-                frequency_penalty, seed, banned: Iterable[int] = (),
-                zero_weight_ids: Iterable[int] = ()) -> Sampler:
-    return Sampler(vocab_size, temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p,
-                   presence_penalty=presence_penalty, frequency_penalty=frequency_penalty,
-                   banned_tokens=list(banned), seed=seed, zero_weight_ids=zero_weight_ids)

@@ -18,21 +18,14 @@ import numpy as np
 
 from sutra_fast import _core
 from sutra_fast.generation import (CHAT_STOP, GenerationResult, PromptCache, TokenStream,
-                                   chat_prompt, normalize_stop, prompt_to_ids, sampler_for)
+                                   check_int, chat_prompt, normalize_stop, prompt_to_ids)
 from sutra_fast.rwkv_loader import RwkvConfig, detect_config, read_checkpoint
+from sutra_fast.sampler import Sampler
+from sutra_fast.world_tokenizer import WorldTokenizer
 
 __all__ = ["Generator", "RwkvState"]
 
 _DTYPES = ("fp32", "bf16", "int8")
-_UNSET = object()
-
-
-def _check_count(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return int(value)
 
 
 class RwkvState:
@@ -85,7 +78,7 @@ class Generator:
         self._model = model
         self._config = config
         self.path = path
-        self._tokenizer = _UNSET
+        self._world: WorldTokenizer | None = None  # loaded on first text use
         self.prompt_cache: PromptCache | None = None
 
     @classmethod
@@ -190,23 +183,22 @@ class Generator:
         return self._model.forward(ids, state.att_x_prev, state.att_kv, state.ffn_x_prev)
 
     # ---- text generation (the loop lives in sutra_fast.generation)
+    def _world_vocab(self) -> WorldTokenizer:
+        if self._world is None:
+            self._world = WorldTokenizer.default()
+        return self._world
+
     @property
-    def tokenizer(self):
+    def tokenizer(self) -> WorldTokenizer | None:
         """The RWKV World tokenizer when this model's vocabulary covers it (real
         World checkpoints: 65536 >= 65530), else None: such a model takes token-id
         prompts only. Token bytes are always decoded with the World vocabulary."""
-        if self._tokenizer is _UNSET:
-            from sutra_fast.world_tokenizer import WorldTokenizer
-
-            world = WorldTokenizer.default()
-            self._tokenizer = world if self.vocab_size >= world.vocab_size else None
-        return self._tokenizer
+        world = self._world_vocab()
+        return world if self.vocab_size >= world.vocab_size else None
 
     def token_bytes(self, token: int) -> bytes:
         """The bytes of one token (World vocabulary; id 0 and ids past it are b"")."""
-        from sutra_fast.world_tokenizer import WorldTokenizer
-
-        world = WorldTokenizer.default()
+        world = self._world_vocab()
         return world.token_to_bytes(token) if 0 < token < world.vocab_size else b""
 
     def enable_prompt_cache(self, max_entries: int = 8) -> None:
@@ -226,18 +218,16 @@ class Generator:
         ``stream.result`` then holds the :class:`GenerationResult`. Arguments
         as for :meth:`generate`.
         """
-        max_tokens = _check_count("max_tokens", max_tokens)
+        max_tokens = check_int("max_tokens", max_tokens, 0)
         stop = normalize_stop(stop)
         ids = prompt_to_ids(prompt, self.tokenizer, self.vocab_size)
         if state is not None and not isinstance(state, RwkvState):
             raise TypeError(f"state must be an RwkvState (from new_state()), got {type(state).__name__}")
-        from sutra_fast.world_tokenizer import WorldTokenizer
-
-        world_size = WorldTokenizer.default().vocab_size
-        sampler = sampler_for(
+        sampler = Sampler(
             self.vocab_size, temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p,
             presence_penalty=presence_penalty, frequency_penalty=frequency_penalty, seed=seed,
-            banned=range(world_size, self.vocab_size))  # padding ids past the vocabulary
+            # padding ids past the World vocabulary are never sampled
+            banned_tokens=range(self._world_vocab().vocab_size, self.vocab_size))
         cache = self.prompt_cache if state is None else None  # a caller's state is not a fresh start
         return TokenStream(self, ids, max_tokens=max_tokens, sampler=sampler, stop=stop,
                            state=self.new_state() if state is None else state, cache=cache)
