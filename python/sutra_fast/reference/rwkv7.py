@@ -25,6 +25,12 @@ def _sigmoid(x):
 
 QBLOCK = 32            # int8 block along the input dimension (as the compiled core)
 XMAX = 127 * 254       # int8 activations: integers in [-XMAX, XMAX] per token and block
+RESCORE = 64           # int8: the best logits recomputed from the head's own rows
+
+
+def top_k_indices(x: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k largest x; among equal values the lower index wins."""
+    return np.lexsort((np.arange(len(x)), -x))[:k]
 
 
 def _bf16_round_up(x: np.ndarray) -> np.ndarray:
@@ -65,8 +71,9 @@ class Int8Matrix:
 
 class Rwkv7Reference:
     """weights: {name: float32 array} with checkpoint names/shapes (see rwkv_loader).
-    dtype "int8" replaces the large matrices of the layers by Int8Matrix; the head
-    stays at its (bf16-exact) checkpoint values, as in the compiled core."""
+    dtype "int8" replaces the large matrices of the layers and the head by
+    Int8Matrix, then recomputes the RESCORE largest logits with the head's own
+    (checkpoint) rows, as the compiled core does."""
 
     def __init__(self, weights: dict[str, np.ndarray], dtype: str = "fp32"):
         z = {k: np.asarray(v, dtype=f32) for k, v in weights.items()}
@@ -81,10 +88,12 @@ class Rwkv7Reference:
         var = ((e - mu) ** 2).mean(1, keepdims=True)
         self.emb = ((e - mu) / np.sqrt(var + f32(1e-5)) * self.z["blocks.0.ln0.weight"]
                     + self.z["blocks.0.ln0.bias"]).astype(f32)
+        self.head_int8 = None
         if dtype == "int8":
             for k, v in list(self.z.items()):
                 if v.ndim == 2 and k.endswith(".weight") and k not in ("emb.weight", "head.weight"):
                     self.z[k] = Int8Matrix(v)
+            self.head_int8 = Int8Matrix(self.z["head.weight"])
         elif dtype != "fp32":
             raise ValueError(f"dtype must be 'fp32' or 'int8', got {dtype!r}")
 
@@ -101,7 +110,13 @@ class Rwkv7Reference:
             for i in range(self.L):
                 x, v_first = self._block(i, x, v_first, state)
         z = self.z
-        return (z["head.weight"] @ _layer_norm(x, z["ln_out.weight"], z["ln_out.bias"])).astype(f32)
+        xn = _layer_norm(x, z["ln_out.weight"], z["ln_out.bias"])
+        if self.head_int8 is None:
+            return (z["head.weight"] @ xn).astype(f32)
+        logits = self.head_int8 @ xn
+        best = top_k_indices(logits, min(RESCORE, self.V))
+        logits[best] = z["head.weight"][best] @ xn
+        return logits.astype(f32)
 
     def _block(self, i, x, v_first, state):
         z, H, N = self.z, self.H, self.N

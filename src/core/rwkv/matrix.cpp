@@ -81,7 +81,8 @@ void load_row(const TensorView& src, bool transposed, int64_t R, int64_t C, int6
 
 }  // namespace
 
-Matrix::Matrix(const TensorView& src, Precision p, bool transposed) : prec_(p) {
+Matrix::Matrix(const TensorView& src, Precision p, bool transposed, bool exact_inputs)
+    : prec_(p), exact_inputs_(exact_inputs) {
   if (src.shape.size() != 2) throw std::invalid_argument("weight matrix must be 2-D");
   rows_ = transposed ? src.shape[1] : src.shape[0];
   cols_ = transposed ? src.shape[0] : src.shape[1];
@@ -154,7 +155,7 @@ std::size_t Matrix::bytes() const noexcept {
 
 void Matrix::prepare(const float* X, int64_t T, Prepared& q) const {
   const int64_t K = cols_, Kp = kp_;
-  if (prec_ == Precision::bf16 && T == 1) {
+  if (prec_ == Precision::bf16 && T == 1 && !exact_inputs_) {
     // Decode: X ~= hi + lo in bf16, for two bf16 dot products (~16 bits of x).
     q.hi.assign(static_cast<std::size_t>(T * Kp), 0);
     q.lo.assign(q.hi.size(), 0);
@@ -265,6 +266,20 @@ void RowTable::row(int64_t i, float* out) const noexcept {
   } else {
     for (int64_t c = 0; c < cols_; ++c) out[c] = bf16_to_f32(bf16_[i * cols_ + c]);
   }
+}
+
+float RowTable::dot(int64_t i, const float* x) const noexcept {
+  float acc = 0.0f;
+  if (f32_.size() != 0) {
+    const float* w = f32_.data() + i * cols_;
+#pragma omp simd reduction(+ : acc)
+    for (int64_t c = 0; c < cols_; ++c) acc += w[c] * x[c];
+  } else {
+    const uint16_t* w = bf16_.data() + i * cols_;
+#pragma omp simd reduction(+ : acc)
+    for (int64_t c = 0; c < cols_; ++c) acc += bf16_to_f32(w[c]) * x[c];
+  }
+  return acc;
 }
 
 }  // namespace sutra::rwkv

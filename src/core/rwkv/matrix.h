@@ -81,7 +81,11 @@ class Matrix {
   Matrix() = default;
   // From a 2-D source (rows x cols), or its transpose when `transposed` (then the
   // source is cols x rows). int8: symmetric, one bf16 scale per kQBlock inputs of a row.
-  Matrix(const TensorView& src, Precision p, bool transposed);
+  // bf16 decode multiplies a hi/lo bf16 split of the inputs (~16 bits) unless
+  // exact_inputs: then, as in prefill, the fp32 inputs themselves, so that decode
+  // and prefill give the same bits (for the small LoRAs of the int8 mode, whose
+  // outputs reach the next int8 activation rounding).
+  Matrix(const TensorView& src, Precision p, bool transposed, bool exact_inputs = false);
   int64_t rows() const noexcept { return rows_; }
   int64_t cols() const noexcept { return cols_; }
   Precision precision() const noexcept { return prec_; }
@@ -100,6 +104,7 @@ class Matrix {
  private:
   int64_t rows_ = 0, cols_ = 0, kp_ = 0, panels_ = 0;
   Precision prec_ = Precision::f32;
+  bool exact_inputs_ = false;
   Buffer<float> f32_;
   Buffer<uint16_t> bf16_;
   Buffer<int8_t> i8_;
@@ -123,6 +128,7 @@ class RowTable {
   int64_t rows() const noexcept { return rows_; }
   std::size_t bytes() const noexcept { return f32_.size() * 4 + bf16_.size() * 2; }
   void row(int64_t i, float* out) const noexcept;
+  float dot(int64_t i, const float* x) const noexcept;  // row i . x, fp32 sums
 
  private:
   int64_t rows_ = 0, cols_ = 0;

@@ -8,6 +8,7 @@
 #include <regex>
 #include <stdexcept>
 
+#include "rwkv/head_rescore.h"
 #include "rwkv/kernels_table.h"
 #include "rwkv/parallel.h"
 
@@ -157,20 +158,23 @@ Rwkv7Model::Rwkv7Model(const std::map<std::string, TensorView>& tensors, Precisi
     L.K = Matrix(src.get(a + "key.weight", {C, C}), precision, false);
     L.V = Matrix(src.get(a + "value.weight", {C, C}), precision, false);
     L.O = Matrix(src.get(a + "output.weight", {C, C}), precision, false);
-    // LoRAs are stored (in x out) for x @ W; transpose to (out x in). Small: fp32.
-    L.W1 = Matrix(src.get(a + "w1", {C, c.d_w}), Precision::f32, true);
-    L.W2 = Matrix(src.get(a + "w2", {c.d_w, C}), Precision::f32, true);
-    L.A1 = Matrix(src.get(a + "a1", {C, c.d_a}), Precision::f32, true);
-    L.A2 = Matrix(src.get(a + "a2", {c.d_a, C}), Precision::f32, true);
-    L.G1 = Matrix(src.get(a + "g1", {C, c.d_g}), Precision::f32, true);
-    L.G2 = Matrix(src.get(a + "g2", {c.d_g, C}), Precision::f32, true);
+    // LoRAs are stored (in x out) for x @ W; transpose to (out x in). ~10% of the
+    // bytes: bf16 in the bf16 and int8 modes (a bf16 checkpoint's exact values), fp32 else.
+    const Precision lora = precision == Precision::f32 ? Precision::f32 : Precision::bf16;
+    const bool exact = precision == Precision::i8;
+    L.W1 = Matrix(src.get(a + "w1", {C, c.d_w}), lora, true, exact);
+    L.W2 = Matrix(src.get(a + "w2", {c.d_w, C}), lora, true, exact);
+    L.A1 = Matrix(src.get(a + "a1", {C, c.d_a}), lora, true, exact);
+    L.A2 = Matrix(src.get(a + "a2", {c.d_a, C}), lora, true, exact);
+    L.G1 = Matrix(src.get(a + "g1", {C, c.d_g}), lora, true, exact);
+    L.G2 = Matrix(src.get(a + "g2", {c.d_g, C}), lora, true, exact);
     // Layer 0's value-residual LoRA is unused (it produces v_first), even if present.
     L.has_v = i > 0;
     if (L.has_v) {
       if (c.d_v == 0) throw std::invalid_argument("RWKV-7 checkpoint is missing tensor " + a + "v1");
       L.v0 = src.vec(a + "v0", C);
-      L.V1 = Matrix(src.get(a + "v1", {C, c.d_v}), Precision::f32, true);
-      L.V2 = Matrix(src.get(a + "v2", {c.d_v, C}), Precision::f32, true);
+      L.V1 = Matrix(src.get(a + "v1", {C, c.d_v}), lora, true, exact);
+      L.V2 = Matrix(src.get(a + "v2", {c.d_v, C}), lora, true, exact);
     }
     L.ffn_x_k = src.vec(p + "ffn.x_k", C);
     L.FK = Matrix(src.get(p + "ffn.key.weight", {c.ffn, C}), precision, false);
@@ -178,15 +182,14 @@ Rwkv7Model::Rwkv7Model(const std::map<std::string, TensorView>& tensors, Precisi
   }
   ln_out_w_ = src.vec("ln_out.weight", C);
   ln_out_b_ = src.vec("ln_out.bias", C);
-  // int8 keeps the head at bf16 (exact for a bf16 checkpoint): the logits take its
-  // error directly, and at int8 it alone flipped ~1% of the top-1 tokens on flat
-  // (random-weight) logits — as much as all the layers' int8 matrices together.
-  const Precision head_prec = precision == Precision::i8 ? Precision::bf16 : precision;
-  head_ = Matrix(src.get("head.weight", {c.vocab, C}), head_prec, false);
+  const TensorView& head = src.get("head.weight", {c.vocab, C});
+  head_ = Matrix(head, precision, false);
+  // int8: the best candidates are re-scored from the checkpoint's rows (head_rescore.h).
+  if (precision == Precision::i8) head_rows_ = RowTable(head, head.bf16);
 }
 
 std::size_t Rwkv7Model::weight_bytes() const noexcept {
-  std::size_t n = emb_.bytes() + head_.bytes();
+  std::size_t n = emb_.bytes() + head_.bytes() + head_rows_.bytes();
   for (const auto& L : layers_)
     for (const Matrix* m : {&L.R, &L.K, &L.V, &L.O, &L.W1, &L.W2, &L.A1, &L.A2, &L.V1, &L.V2,
                             &L.G1, &L.G2, &L.FK, &L.FV})
@@ -195,7 +198,10 @@ std::size_t Rwkv7Model::weight_bytes() const noexcept {
 }
 
 std::size_t Rwkv7Model::decode_bytes() const noexcept {
-  return weight_bytes() - emb_.bytes() + emb_.bytes() / static_cast<std::size_t>(cfg_.vocab);
+  // One embedding row, and (int8) the re-scored rows of the head.
+  const auto row = [&](const RowTable& t) { return t.bytes() / static_cast<std::size_t>(cfg_.vocab); };
+  const auto rescored = static_cast<std::size_t>(std::min(kRescore, cfg_.vocab));
+  return weight_bytes() - emb_.bytes() - head_rows_.bytes() + row(emb_) + rescored * row(head_rows_);
 }
 
 void Rwkv7Model::forward(const int64_t* tokens, int64_t n, float* att_x_prev, float* att_kv,
@@ -218,6 +224,7 @@ void Rwkv7Model::forward(const int64_t* tokens, int64_t n, float* att_x_prev, fl
                   arena.data(), x_last.data());
   layer_norm(x_last.data(), ln_out_w_.data(), ln_out_b_.data(), C, 1e-5f, xn.data());
   head_.matmul(xn.data(), 1, logits, threads_);
+  if (prec_ == Precision::i8) rescore_top(head_rows_, xn.data(), logits, cfg_.vocab);
 }
 
 void Rwkv7Model::forward_chunk(const int64_t* tokens, int64_t T, float* att_x_prev,

@@ -23,7 +23,7 @@ struct Rwkv7Layer {
   std::vector<float> ln1_w, ln1_b, ln2_w, ln2_b, x_r, x_w, x_k, x_v, x_a, x_g, w0, a0, v0, k_k,
       k_a, r_k, lnx_w, lnx_b, ffn_x_k;
   Matrix R, K, V, O;                       // C x C at the chosen precision
-  Matrix W1, W2, A1, A2, V1, V2, G1, G2;   // LoRAs, transposed to (out x in), fp32
+  Matrix W1, W2, A1, A2, V1, V2, G1, G2;   // LoRAs, transposed to (out x in); fp32 or bf16
   Matrix FK, FV;                           // 4C x C, C x 4C
   bool has_v = false;
 };
@@ -58,6 +58,7 @@ class Rwkv7Model {
   std::vector<Rwkv7Layer> layers_;
   std::vector<float> ln_out_w_, ln_out_b_;
   Matrix head_;
+  RowTable head_rows_;  // int8 only: the head's rows as stored, for re-scoring
 };
 
 }  // namespace sutra::rwkv
