@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <stdexcept>
@@ -37,6 +38,10 @@ std::map<std::string, rwkv::TensorView> views(const py::dict& tensors) {
     }
     if (!(arr.flags() & py::array::c_style))
       throw std::invalid_argument("tensor " + name + " is not C-contiguous: pass np.ascontiguousarray(x)");
+    // Views read elements as typed loads: an odd address (a view into raw file
+    // bytes at an odd offset) would be undefined behaviour.
+    if (reinterpret_cast<std::uintptr_t>(arr.data()) % static_cast<std::uintptr_t>(arr.itemsize()) != 0)
+      throw std::invalid_argument("tensor " + name + " is not aligned to its element size: pass x.copy()");
     v.data = arr.data();
     for (py::ssize_t d = 0; d < arr.ndim(); ++d) v.shape.push_back(arr.shape(d));
     out.emplace(name, std::move(v));

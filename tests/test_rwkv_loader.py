@@ -137,3 +137,19 @@ def test_reader_never_imports_torch(tmp_path, sd):
             f"g = sf.Generator.load({str(pth)!r}); g.forward([1], g.new_state())\n"
             "assert 'torch' not in sys.modules and 'pickle' in sys.modules\n")
     subprocess.run([sys.executable, "-c", code], check=True, env=dict(os.environ))
+
+
+def test_core_model_refuses_misaligned_arrays(sd):
+    """The compiled constructor itself refuses a view at an odd address (typed loads
+    there are undefined behaviour); Generator.load copies such views first."""
+    from sutra_fast import _core
+
+    arrays = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in sd.items()}
+    emb = arrays["emb.weight"]
+    raw = np.empty(emb.nbytes + 1, np.uint8)
+    odd = raw[1:].view(np.float32).reshape(emb.shape)  # contiguous, 1 byte off alignment
+    odd[...] = emb
+    assert not odd.flags.aligned
+    with pytest.raises(ValueError, match="emb.weight is not aligned.*x.copy"):
+        _core.Rwkv7Model({**arrays, "emb.weight": odd}, "fp32", 0)
+    _core.Rwkv7Model({**arrays, "emb.weight": odd.copy()}, "fp32", 0)  # the fix it names
