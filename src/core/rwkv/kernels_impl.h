@@ -31,13 +31,13 @@ inline void gemm_f32_portable(const float* P, int64_t Kp, int64_t p0, int64_t p1
                               const float* X, int64_t ldx, int64_t T, float* Y,
                               int64_t ldy) noexcept {
   for (int64_t p = p0; p < p1; ++p) {
-    const float* W = P + p * Kp * kPanel;
+    const float* W = P + panel_offset(p, Kp, 1);
     for (int64_t t = 0; t < T; ++t) {
       const float* x = X + t * ldx;
       float acc[kPanel] = {};
       for (int64_t k = 0; k < Kp; ++k) {
         const float xk = x[k];
-        const float* w = W + k * kPanel;
+        const float* w = W + k * stride(1);
 #pragma omp simd
         for (int64_t l = 0; l < kPanel; ++l) acc[l] += w[l] * xk;
       }
@@ -50,14 +50,14 @@ inline void gemm_bf16_widen_portable(const uint16_t* P, int64_t Kp, int64_t K, i
                                      int64_t p1, int64_t R, const float* X, const uint16_t*,
                                      const uint16_t*, int64_t T, float* Y, int64_t ldy) noexcept {
   for (int64_t p = p0; p < p1; ++p) {
-    const uint16_t* W = P + p * Kp * kPanel;
+    const uint16_t* W = P + panel_offset(p, Kp, 2);
     for (int64_t t = 0; t < T; ++t) {
       const float* x = X + t * K;
       float acc[kPanel] = {};
       for (int64_t k = 0; k < Kp; k += 2) {
         const float x0 = x[k];
         const float x1 = k + 1 < K ? x[k + 1] : 0.0f;
-        const uint16_t* w = W + k * kPanel;
+        const uint16_t* w = W + k * stride(2);
 #pragma omp simd
         for (int64_t l = 0; l < kPanel; ++l)
           acc[l] += bf16_to_f32(w[2 * l]) * x0 + bf16_to_f32(w[2 * l + 1]) * x1;
@@ -73,7 +73,7 @@ inline void gemm_i8_portable(const int8_t* P, const uint16_t* S, const int16_t* 
                              int64_t ldy) noexcept {
   const int64_t nb = Kp / kQBlock;
   for (int64_t p = p0; p < p1; ++p) {
-    const int8_t* W = P + p * Kp * kPanel;
+    const int8_t* W = P + panel_offset(p, Kp, 4);
     for (int64_t t = 0; t < T; ++t) {
       const uint8_t* uh = Uh + t * Kp;
       const uint8_t* ul = Ul + t * Kp;
@@ -81,7 +81,7 @@ inline void gemm_i8_portable(const int8_t* P, const uint16_t* S, const int16_t* 
       for (int64_t b = 0; b < nb; ++b) {
         int32_t ih[kPanel] = {}, il[kPanel] = {};
         for (int64_t k = b * kQBlock; k < (b + 1) * kQBlock; k += 4) {
-          const int8_t* w = W + k * kPanel;
+          const int8_t* w = W + k * stride(4);
 #pragma omp simd
           for (int64_t l = 0; l < kPanel; ++l)
             for (int64_t j = 0; j < 4; ++j) {
@@ -186,11 +186,12 @@ struct TileF32 {
     __m512 acc[NP][TB];
     for (int n = 0; n < NP; ++n)
       for (int t = 0; t < TB; ++t) acc[n][t] = _mm512_setzero_ps();
-    const float* W = P + p * Kp * kPanel;
+    const float* W[NP];
+    for (int n = 0; n < NP; ++n) W[n] = P + panel_offset(p + n, Kp, 1);
     const float* x = X + t0 * ldx;
     for (int64_t k = 0; k < Kp; ++k) {
       __m512 w[NP];
-      for (int n = 0; n < NP; ++n) w[n] = _mm512_loadu_ps(W + (n * Kp + k) * kPanel);
+      for (int n = 0; n < NP; ++n) w[n] = _mm512_loadu_ps(W[n] + k * stride(1));
       for (int t = 0; t < TB; ++t) {
         const __m512 xb = _mm512_set1_ps(x[t * ldx + k]);
         for (int n = 0; n < NP; ++n) acc[n][t] = _mm512_fmadd_ps(w[n], xb, acc[n][t]);
@@ -250,12 +251,13 @@ struct TileBf16Widen {
     __m512 acc[NP][TB];
     for (int n = 0; n < NP; ++n)
       for (int t = 0; t < TB; ++t) acc[n][t] = _mm512_setzero_ps();
-    const uint16_t* W = P + p * Kp * kPanel;
+    const uint16_t* W[NP];
+    for (int n = 0; n < NP; ++n) W[n] = P + panel_offset(p + n, Kp, 2);
     const __m512i hi_mask = _mm512_set1_epi32(static_cast<int>(0xFFFF0000u));
     for (int64_t k = 0; k < Kp; k += 2) {
       __m512 we[NP], wo[NP];
       for (int n = 0; n < NP; ++n) {
-        const __m512i v = _mm512_loadu_si512(W + (n * Kp + k) * kPanel);
+        const __m512i v = _mm512_loadu_si512(W[n] + k * stride(2));
         we[n] = _mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xFFFF, v, 16));  // input k
         wo[n] = _mm512_castsi512_ps(_mm512_and_si512(v, hi_mask));           // input k + 1
       }
@@ -291,12 +293,13 @@ struct TileBf16Dp {
     static_assert(TB == 1, "decode kernel");
     __m512 acc[NP], acc2[NP];
     for (int n = 0; n < NP; ++n) acc[n] = acc2[n] = _mm512_setzero_ps();
-    const uint16_t* W = P + p * Kp * kPanel;
+    const uint16_t* W[NP];
+    for (int n = 0; n < NP; ++n) W[n] = P + panel_offset(p + n, Kp, 2);
     for (int64_t k = 0; k < Kp; k += 2) {
       const __m512bh xh = (__m512bh)_mm512_set1_epi32(static_cast<int>(load_u32(Xh + k)));
       const __m512bh xl = (__m512bh)_mm512_set1_epi32(static_cast<int>(load_u32(Xl + k)));
       for (int n = 0; n < NP; ++n) {
-        const __m512bh w = (__m512bh)_mm512_loadu_si512(W + (n * Kp + k) * kPanel);
+        const __m512bh w = (__m512bh)_mm512_loadu_si512(W[n] + k * stride(2));
         acc[n] = _mm512_dpbf16_ps(acc[n], w, xh);
         acc2[n] = _mm512_dpbf16_ps(acc2[n], w, xl);
       }
@@ -333,7 +336,8 @@ struct TileI8 {
     __m512 acc[NP][TB];
     for (int n = 0; n < NP; ++n)
       for (int t = 0; t < TB; ++t) acc[n][t] = _mm512_setzero_ps();
-    const int8_t* W = P + p * Kp * kPanel;
+    const int8_t* W[NP];
+    for (int n = 0; n < NP; ++n) W[n] = P + panel_offset(p + n, Kp, 4);
     const __m512i k254 = _mm512_set1_epi32(254), kCorr = _mm512_set1_epi32(-128 * 255);
     for (int64_t b = 0; b < nb; ++b) {
       // The zero-point correction -128*255*RS starts the lo accumulators.
@@ -349,7 +353,7 @@ struct TileI8 {
       }
       for (int64_t k = b * kQBlock; k < (b + 1) * kQBlock; k += 4) {
         __m512i w[NP];
-        for (int n = 0; n < NP; ++n) w[n] = _mm512_loadu_si512(W + (n * Kp + k) * kPanel);
+        for (int n = 0; n < NP; ++n) w[n] = _mm512_loadu_si512(W[n] + k * stride(4));
         for (int t = 0; t < TB; ++t) {
           const int64_t o = (t0 + t) * Kp + k;
           const __m512i uh = _mm512_set1_epi32(static_cast<int>(load_u32(Uh + o)));

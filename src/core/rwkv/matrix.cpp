@@ -91,7 +91,7 @@ Matrix::Matrix(const TensorView& src, Precision p, bool transposed, bool exact_i
   const int64_t group = p == Precision::f32 ? 1 : p == Precision::bf16 ? 2 : kQBlock;
   kp_ = (K + group - 1) / group * group;
   const int64_t Kp = kp_, nb = Kp / kQBlock;
-  const auto n = static_cast<std::size_t>(panels_ * kPanel * Kp);
+  const auto n = static_cast<std::size_t>(packed_size(panels_, Kp, p == Precision::f32 ? 1 : p == Precision::bf16 ? 2 : 4));
   if (p == Precision::f32) {
     f32_.resize(n);
   } else if (p == Precision::bf16) {
@@ -110,22 +110,22 @@ Matrix::Matrix(const TensorView& src, Precision p, bool transposed, bool exact_i
         std::fill(row.begin(), row.end(), 0.0f);  // padding rows/columns are zero
         if (p == Precision::bf16 && src.bf16 && !transposed) {
           // bf16 checkpoint into bf16 panels: move the bits (exact, no conversion).
-          uint16_t* P = bf16_.data() + pn * Kp * kPanel;
+          uint16_t* P = bf16_.data() + panel_offset(pn, Kp, 2);
           const uint16_t* raw = r < R ? static_cast<const uint16_t*>(src.data) + r * K : nullptr;
           for (int64_t k = 0; k < Kp; ++k)
-            P[(k / 2) * 2 * kPanel + 2 * l + (k & 1)] = (raw && k < K) ? raw[k] : uint16_t{0};
+            P[(k / 2) * 2 * stride(2) + 2 * l + (k & 1)] = (raw && k < K) ? raw[k] : uint16_t{0};
           continue;
         }
         if (r < R) load_row(src, transposed, R, K, r, row.data());
         if (p == Precision::f32) {
-          float* P = f32_.data() + pn * Kp * kPanel;
-          for (int64_t k = 0; k < Kp; ++k) P[k * kPanel + l] = row[k];
+          float* P = f32_.data() + panel_offset(pn, Kp, 1);
+          for (int64_t k = 0; k < Kp; ++k) P[k * stride(1) + l] = row[k];
         } else if (p == Precision::bf16) {
           // bf16 -> float -> bf16 is exact, so a bf16 checkpoint keeps its bits.
-          uint16_t* P = bf16_.data() + pn * Kp * kPanel;
-          for (int64_t k = 0; k < Kp; ++k) P[(k / 2) * 2 * kPanel + 2 * l + (k & 1)] = f32_to_bf16(row[k]);
+          uint16_t* P = bf16_.data() + panel_offset(pn, Kp, 2);
+          for (int64_t k = 0; k < Kp; ++k) P[(k / 2) * 2 * stride(2) + 2 * l + (k & 1)] = f32_to_bf16(row[k]);
         } else {
-          int8_t* P = i8_.data() + pn * Kp * kPanel;
+          int8_t* P = i8_.data() + panel_offset(pn, Kp, 4);
           for (int64_t b = 0; b < nb; ++b) {
             const int64_t c0 = b * kQBlock, c1 = c0 + kQBlock;
             float amax = 0.0f;
@@ -137,7 +137,7 @@ Matrix::Matrix(const TensorView& src, Precision p, bool transposed, bool exact_i
             int32_t sum = 0;
             for (int64_t c = c0; c < c1; ++c) {
               const float q = std::min(127.0f, std::max(-127.0f, round_even(row[c] / s)));
-              P[(c / 4) * 4 * kPanel + 4 * l + (c & 3)] = static_cast<int8_t>(q);
+              P[(c / 4) * 4 * stride(4) + 4 * l + (c & 3)] = static_cast<int8_t>(q);
               sum += static_cast<int32_t>(q);
             }
             scale_[(pn * nb + b) * kPanel + l] = sb;
