@@ -224,14 +224,16 @@ void matmul_batch(const MatJob* jobs, int n, int64_t T, int threads) {
   double work = 0.0;
   for (int j = 0; j < n; ++j) {
     jobs[j].W->prepare(jobs[j].X, T, prep[j]);
-    start[j + 1] = start[j] + jobs[j].W->panels();
+    // Each job starts at a multiple of 4 panels and pieces are multiples of 4, so
+    // that the 4-panel decode kernels stay on whole interleaved groups.
+    start[j + 1] = start[j] + (jobs[j].W->panels() + 3) / 4 * 4;
     work += static_cast<double>(jobs[j].W->panels() * kPanel * jobs[j].W->cols() * T);
   }
   const int64_t total = start[n];
   if (total == 0) return;
-  parallel_rows(total, 1, work / static_cast<double>(total), threads, [&](int64_t g0, int64_t g1) {
+  parallel_rows(total, 4, work / static_cast<double>(total), threads, [&](int64_t g0, int64_t g1) {
     for (int j = 0; j < n; ++j) {
-      const int64_t a = std::max(g0, start[j]), b = std::min(g1, start[j + 1]);
+      const int64_t a = std::max(g0, start[j]), b = std::min(g1, start[j] + jobs[j].W->panels());
       if (a < b) jobs[j].W->run(jobs[j].X, prep[j], T, a - start[j], b - start[j], jobs[j].Y);
     }
   });
