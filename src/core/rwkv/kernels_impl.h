@@ -89,8 +89,8 @@ inline void gemm_i8_portable(const int8_t* P, const uint16_t* S, const int16_t* 
               il[l] += static_cast<int32_t>(ul[k + j]) * static_cast<int32_t>(w[4 * l + j]);
             }
         }
-        const uint16_t* s = S + (p * nb + b) * kPanel;
-        const int16_t* rs = RS + (p * nb + b) * kPanel;
+        const uint16_t* s = S + block_offset(p, b, nb);
+        const int16_t* rs = RS + block_offset(p, b, nb);
         const float sx = xs[t * nb + b];
         for (int64_t l = 0; l < kPanel; ++l) {
           const int32_t d = 254 * ih[l] + il[l] - 128 * 255 * static_cast<int32_t>(rs[l]);
@@ -344,7 +344,7 @@ struct TileI8 {
       __m512i ih[NP][TB], il[NP][TB];
       for (int n = 0; n < NP; ++n) {
         const __m256i rb = _mm256_loadu_si256(
-            reinterpret_cast<const __m256i*>(RS + ((p + n) * nb + b) * kPanel));
+            reinterpret_cast<const __m256i*>(RS + block_offset(p + n, b, nb)));
         const __m512i corr = _mm512_mullo_epi32(_mm512_maskz_cvtepi16_epi32(0xFFFF, rb), kCorr);
         for (int t = 0; t < TB; ++t) {
           ih[n][t] = _mm512_setzero_si512();
@@ -365,7 +365,7 @@ struct TileI8 {
         }
       }
       for (int n = 0; n < NP; ++n) {
-        const int64_t off = ((p + n) * nb + b) * kPanel;
+        const int64_t off = block_offset(p + n, b, nb);
         const __m256i sb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(S + off));
         const __m512 s = _mm512_castsi512_ps(
             _mm512_maskz_slli_epi32(0xFFFF, _mm512_maskz_cvtepu16_epi32(0xFFFF, sb), 16));

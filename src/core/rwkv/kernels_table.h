@@ -31,6 +31,11 @@ constexpr int64_t stride(int64_t G) noexcept { return kPanel * group(G); }
 constexpr int64_t panel_offset(int64_t p, int64_t Kp, int64_t G) noexcept {
   return (p / group(G)) * Kp * stride(G) + (p % group(G)) * kPanel * G;
 }
+// int8 block scales and row sums, [group][block][panel in group][16]: one
+// sequential stream each for the 4-panel decode kernel.
+constexpr int64_t block_offset(int64_t p, int64_t b, int64_t nb) noexcept {
+  return ((p / group(4)) * nb + b) * stride(4) + (p % group(4)) * kPanel;
+}
 // Storage for `panels` panels: whole groups.
 constexpr int64_t packed_size(int64_t panels, int64_t Kp, int64_t G) noexcept {
   return (panels + group(G) - 1) / group(G) * Kp * stride(G);
@@ -52,8 +57,8 @@ using GemmF32 = void (*)(const float* P, int64_t Kp, int64_t p0, int64_t p1, int
 using GemmBf16 = void (*)(const uint16_t* P, int64_t Kp, int64_t K, int64_t p0, int64_t p1,
                           int64_t R, const float* X, const uint16_t* Xh, const uint16_t* Xl,
                           int64_t T, float* Y, int64_t ldy) noexcept;
-// int8 (Kp a multiple of kQBlock): W[o,k] ~= S[p][b][o%16] q with S bf16 bits;
-// RS[p][b][o%16] = sum of q over block b (int16). Activations x[t,k] ~= xs[t*nb+b] X
+// int8 (Kp a multiple of kQBlock): W[o,k] ~= S[block_offset(p, b) + o%16] q with S
+// bf16 bits; RS[same] = sum of q over block b (int16). Activations x[t,k] ~= xs[t*nb+b] X
 // with X = 254 (Uh[t*Kp+k] - 128) + (Ul[t*Kp+k] - 128). Integer block sums are
 // exact on every ISA: Y[t,o] = sum_b S xs (254 sum q Uh + sum q Ul - 128*255 RS).
 using GemmI8 = void (*)(const int8_t* P, const uint16_t* S, const int16_t* RS, int64_t Kp,

@@ -98,7 +98,7 @@ Matrix::Matrix(const TensorView& src, Precision p, bool transposed, bool exact_i
     bf16_.resize(n);
   } else {
     i8_.resize(n);
-    scale_.resize(static_cast<std::size_t>(panels_ * nb * kPanel));
+    scale_.resize(static_cast<std::size_t>(packed_size(panels_, nb, 4)));
     rowsum_.resize(scale_.size());
   }
   // Conversion runs over the pool: it is most of the load time.
@@ -140,8 +140,8 @@ Matrix::Matrix(const TensorView& src, Precision p, bool transposed, bool exact_i
               P[(c / 4) * 4 * stride(4) + 4 * l + (c & 3)] = static_cast<int8_t>(q);
               sum += static_cast<int32_t>(q);
             }
-            scale_[(pn * nb + b) * kPanel + l] = sb;
-            rowsum_[(pn * nb + b) * kPanel + l] = static_cast<int16_t>(sum);  // |sum| <= 32 * 127
+            scale_[block_offset(pn, b, nb) + l] = sb;
+            rowsum_[block_offset(pn, b, nb) + l] = static_cast<int16_t>(sum);  // |sum| <= 32 * 127
           }
         }
       }
