@@ -67,13 +67,11 @@ inline void gemm_bf16_widen_portable(const uint16_t* P, int64_t Kp, int64_t K, i
   }
 }
 
-inline void gemm_i8_portable(const int8_t* P, const uint16_t* S, const int16_t* RS, int64_t Kp,
-                             int64_t p0, int64_t p1, int64_t R, const uint8_t* Uh,
-                             const uint8_t* Ul, const float* xs, int64_t T, float* Y,
-                             int64_t ldy) noexcept {
+inline void gemm_i8_portable(const int8_t* P, int64_t Kp, int64_t p0, int64_t p1, int64_t R,
+                             const uint8_t* Uh, const uint8_t* Ul, const float* xs, int64_t T,
+                             float* Y, int64_t ldy) noexcept {
   const int64_t nb = Kp / kQBlock;
   for (int64_t p = p0; p < p1; ++p) {
-    const int8_t* W = P + panel_offset(p, Kp, 4);
     for (int64_t t = 0; t < T; ++t) {
       const uint8_t* uh = Uh + t * Kp;
       const uint8_t* ul = Ul + t * Kp;
@@ -81,7 +79,7 @@ inline void gemm_i8_portable(const int8_t* P, const uint16_t* S, const int16_t* 
       for (int64_t b = 0; b < nb; ++b) {
         int32_t ih[kPanel] = {}, il[kPanel] = {};
         for (int64_t k = b * kQBlock; k < (b + 1) * kQBlock; k += 4) {
-          const int8_t* w = W + k * stride(4);
+          const int8_t* w = P + i8_weights(p, k, nb);
 #pragma omp simd
           for (int64_t l = 0; l < kPanel; ++l)
             for (int64_t j = 0; j < 4; ++j) {
@@ -89,8 +87,10 @@ inline void gemm_i8_portable(const int8_t* P, const uint16_t* S, const int16_t* 
               il[l] += static_cast<int32_t>(ul[k + j]) * static_cast<int32_t>(w[4 * l + j]);
             }
         }
-        const uint16_t* s = S + block_offset(p, b, nb);
-        const int16_t* rs = RS + block_offset(p, b, nb);
+        uint16_t s[kPanel];
+        int16_t rs[kPanel];
+        std::memcpy(s, P + i8_scales(p, b, nb), sizeof(s));
+        std::memcpy(rs, P + i8_scales(p, b, nb) + kI8RowSums, sizeof(rs));
         const float sx = xs[t * nb + b];
         for (int64_t l = 0; l < kPanel; ++l) {
           const int32_t d = 254 * ih[l] + il[l] - 128 * 255 * static_cast<int32_t>(rs[l]);
@@ -158,9 +158,12 @@ inline void run_tokens(const F& f, int64_t p, int64_t t, int64_t n) noexcept {
 }
 
 // Calls F::template run<NP, TB>(p, t) over panel groups x token blocks: decode
-// (T = 1) takes 4 panels at a time, prefill 2 panels x up to TBMax tokens (as many
-// as keep the accumulators in registers).
-template <int TBMax = 6, typename F>
+// (T = 1) takes 4 panels at a time, prefill NPMax panels x up to TBMax tokens (as
+// many as keep the accumulators in registers). Interleaved layouts take NPMax = 4:
+// a tile on 2 of a group's 4 panels touches every other cache line, uses half of
+// L1's sets and re-reads its weights from L2 for every token block (int8 prefill
+// ran ~10 % slower so).
+template <int TBMax = 6, int NPMax = 2, typename F>
 inline void tiles(int64_t p0, int64_t p1, int64_t T, const F& f) noexcept {
   if (T == 1) {
     int64_t p = p0;
@@ -168,14 +171,16 @@ inline void tiles(int64_t p0, int64_t p1, int64_t T, const F& f) noexcept {
     for (; p < p1; ++p) f.template run<1, 1>(p, 0);
     return;
   }
-  for (int64_t p = p0; p < p1; p += 2) {
+  for (int64_t p = p0; p < p1;) {
+    const int64_t np = p + NPMax <= p1 ? NPMax : 1;
     for (int64_t t = 0; t < T; t += TBMax) {
-      if (p + 2 <= p1) {
-        run_tokens<2, TBMax>(f, p, t, T - t);
+      if (np == NPMax) {
+        run_tokens<NPMax, TBMax>(f, p, t, T - t);
       } else {
         run_tokens<1, TBMax>(f, p, t, T - t);
       }
     }
+    p += np;
   }
 }
 
@@ -280,7 +285,8 @@ struct TileBf16Widen {
 inline void gemm_bf16_widen(const uint16_t* P, int64_t Kp, int64_t K, int64_t p0, int64_t p1,
                             int64_t R, const float* X, const uint16_t*, const uint16_t*, int64_t T,
                             float* Y, int64_t ldy) noexcept {
-  tiles(p0, p1, T, TileBf16Widen{P, Kp, K, R, X, Y, ldy});
+  // Prefill: 4 panels (a whole interleaved group) x 3 tokens (4 x 6 spills).
+  tiles<3, 4>(p0, p1, T, TileBf16Widen{P, Kp, K, R, X, Y, ldy});
 }
 
 #if defined(__AVX512BF16__)
@@ -328,7 +334,7 @@ inline void gemm_bf16_dp(const uint16_t* P, int64_t Kp, int64_t K, int64_t p0, i
 // products per weight load (decode stays memory-bound).
 // (maskz_ forms: GCC 12 warns about the plain ones' merge operand.)
 struct TileI8 {
-  const int8_t* P; const uint16_t* S; const int16_t* RS; int64_t Kp, R; const uint8_t *Uh, *Ul;
+  const int8_t* P; int64_t Kp, R; const uint8_t *Uh, *Ul;
   const float* xs; float* Y; int64_t ldy;
   template <int NP, int TB>
   void run(int64_t p, int64_t t0) const noexcept {
@@ -336,24 +342,24 @@ struct TileI8 {
     __m512 acc[NP][TB];
     for (int n = 0; n < NP; ++n)
       for (int t = 0; t < TB; ++t) acc[n][t] = _mm512_setzero_ps();
-    const int8_t* W[NP];
-    for (int n = 0; n < NP; ++n) W[n] = P + panel_offset(p + n, Kp, 4);
     const __m512i k254 = _mm512_set1_epi32(254), kCorr = _mm512_set1_epi32(-128 * 255);
     for (int64_t b = 0; b < nb; ++b) {
       // The zero-point correction -128*255*RS starts the lo accumulators.
       __m512i ih[NP][TB], il[NP][TB];
       for (int n = 0; n < NP; ++n) {
         const __m256i rb = _mm256_loadu_si256(
-            reinterpret_cast<const __m256i*>(RS + block_offset(p + n, b, nb)));
+            reinterpret_cast<const __m256i*>(P + i8_scales(p + n, b, nb) + kI8RowSums));
         const __m512i corr = _mm512_mullo_epi32(_mm512_maskz_cvtepi16_epi32(0xFFFF, rb), kCorr);
         for (int t = 0; t < TB; ++t) {
           ih[n][t] = _mm512_setzero_si512();
           il[n][t] = corr;
         }
       }
+      const int8_t* W[NP];
+      for (int n = 0; n < NP; ++n) W[n] = P + i8_weights(p + n, b * kQBlock, nb);
       for (int64_t k = b * kQBlock; k < (b + 1) * kQBlock; k += 4) {
         __m512i w[NP];
-        for (int n = 0; n < NP; ++n) w[n] = _mm512_loadu_si512(W[n] + k * stride(4));
+        for (int n = 0; n < NP; ++n) w[n] = _mm512_loadu_si512(W[n] + (k - b * kQBlock) * stride(4));
         for (int t = 0; t < TB; ++t) {
           const int64_t o = (t0 + t) * Kp + k;
           const __m512i uh = _mm512_set1_epi32(static_cast<int>(load_u32(Uh + o)));
@@ -365,8 +371,8 @@ struct TileI8 {
         }
       }
       for (int n = 0; n < NP; ++n) {
-        const int64_t off = block_offset(p + n, b, nb);
-        const __m256i sb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(S + off));
+        const __m256i sb =
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(P + i8_scales(p + n, b, nb)));
         const __m512 s = _mm512_castsi512_ps(
             _mm512_maskz_slli_epi32(0xFFFF, _mm512_maskz_cvtepu16_epi32(0xFFFF, sb), 16));
         for (int t = 0; t < TB; ++t) {
@@ -381,13 +387,14 @@ struct TileI8 {
   }
 };
 
-inline void gemm_i8_vnni(const int8_t* P, const uint16_t* S, const int16_t* RS, int64_t Kp,
-                         int64_t p0, int64_t p1, int64_t R, const uint8_t* Uh, const uint8_t* Ul,
-                         const float* xs, int64_t T, float* Y, int64_t ldy) noexcept {
+inline void gemm_i8_vnni(const int8_t* P, int64_t Kp, int64_t p0, int64_t p1, int64_t R,
+                         const uint8_t* Uh, const uint8_t* Ul, const float* xs, int64_t T,
+                         float* Y, int64_t ldy) noexcept {
   static_assert(kQBlock % 4 == 0, "VNNI groups 4 inputs");
-  // Prefill: 2 panels x 3 tokens, so that the 2 x 2 x 3 integer and 2 x 3 float
-  // accumulators stay in registers (at 6 tokens they spilled: ~30 % slower).
-  tiles<3>(p0, p1, T, TileI8{P, S, RS, Kp, R, Uh, Ul, xs, Y, ldy});
+  // Prefill: 4 panels (a whole interleaved group) x 2 tokens, so that the
+  // 4 x 2 x 2 integer and 4 x 2 float accumulators stay in registers (2 panels x 6
+  // tokens spilled: ~30 % slower; 2 panels x 3 tokens: ~10 % slower than this).
+  tiles<2, 4>(p0, p1, T, TileI8{P, Kp, R, Uh, Ul, xs, Y, ldy});
 }
 #define SUTRA_RWKV_I8_VNNI &gemm_i8_vnni
 #endif  // __AVX512VNNI__

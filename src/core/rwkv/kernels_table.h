@@ -31,16 +31,31 @@ constexpr int64_t stride(int64_t G) noexcept { return kPanel * group(G); }
 constexpr int64_t panel_offset(int64_t p, int64_t Kp, int64_t G) noexcept {
   return (p / group(G)) * Kp * stride(G) + (p % group(G)) * kPanel * G;
 }
-// int8 block scales and row sums, [group][block][panel in group][16]: one
-// sequential stream each for the 4-panel decode kernel.
-constexpr int64_t block_offset(int64_t p, int64_t b, int64_t nb) noexcept {
-  return ((p / group(4)) * nb + b) * stride(4) + (p % group(4)) * kPanel;
-}
 // Storage for `panels` panels: whole groups.
 constexpr int64_t packed_size(int64_t panels, int64_t Kp, int64_t G) noexcept {
   return (panels + group(G) - 1) / group(G) * Kp * stride(G);
 }
 constexpr int64_t kQBlock = 32;  // int8: inputs sharing one weight scale / activation scale
+
+// int8 storage is one sequential stream per group of 4 panels: for each block of
+// kQBlock inputs, the group's weights (kQBlock / 4 vectors of 64 bytes per panel,
+// interleaved as above), then its 4 x 16 bf16 scales, then its 4 x 16 int16 row
+// sums (scales and row sums in separate arrays cost the decode kernel 2 streams).
+constexpr int64_t kI8Weights = kQBlock * kPanel * 4;           // bytes of weights per block
+constexpr int64_t kI8Block = kI8Weights + 4 * kPanel * 2 * 2;  // + scales + row sums
+constexpr int64_t kI8RowSums = 4 * kPanel * 2;                 // row sums after the scales
+// Byte offset of panel p's weights for inputs k .. k + 3 (k % 4 == 0).
+constexpr int64_t i8_weights(int64_t p, int64_t k, int64_t nb) noexcept {
+  return ((p / 4) * nb + k / kQBlock) * kI8Block + (k % kQBlock) / 4 * 4 * kPanel * 4 +
+         (p % 4) * kPanel * 4;
+}
+// Byte offset of panel p's 16 bf16 scales of block b; its row sums follow at +kI8RowSums.
+constexpr int64_t i8_scales(int64_t p, int64_t b, int64_t nb) noexcept {
+  return ((p / 4) * nb + b) * kI8Block + kI8Weights + (p % 4) * kPanel * 2;
+}
+constexpr int64_t i8_size(int64_t panels, int64_t nb) noexcept {
+  return (panels + 3) / 4 * nb * kI8Block;
+}
 // int8 activations are ~16-bit integers X in [-kXMax, kXMax], fed to the u8 x s8
 // dot products as two u8 digits: X = 254 (hi - 128) + (lo - 128), hi in [1, 255],
 // lo in [1, 254] (see Matrix::prepare).
@@ -57,12 +72,13 @@ using GemmF32 = void (*)(const float* P, int64_t Kp, int64_t p0, int64_t p1, int
 using GemmBf16 = void (*)(const uint16_t* P, int64_t Kp, int64_t K, int64_t p0, int64_t p1,
                           int64_t R, const float* X, const uint16_t* Xh, const uint16_t* Xl,
                           int64_t T, float* Y, int64_t ldy) noexcept;
-// int8 (Kp a multiple of kQBlock): W[o,k] ~= S[block_offset(p, b) + o%16] q with S
-// bf16 bits; RS[same] = sum of q over block b (int16). Activations x[t,k] ~= xs[t*nb+b] X
-// with X = 254 (Uh[t*Kp+k] - 128) + (Ul[t*Kp+k] - 128). Integer block sums are
-// exact on every ISA: Y[t,o] = sum_b S xs (254 sum q Uh + sum q Ul - 128*255 RS).
-using GemmI8 = void (*)(const int8_t* P, const uint16_t* S, const int16_t* RS, int64_t Kp,
-                        int64_t p0, int64_t p1, int64_t R, const uint8_t* Uh,
+// int8 (Kp a multiple of kQBlock, layout above): W[o,k] ~= S q with S the row's
+// bf16 scale of block b; RS = sum of q over the block (int16). Activations
+// x[t,k] ~= xs[t*nb+b] X with X = 254 (Uh[t*Kp+k] - 128) + (Ul[t*Kp+k] - 128).
+// Integer block sums are exact on every ISA:
+//   Y[t,o] = sum_b S xs (254 sum q Uh + sum q Ul - 128*255 RS).
+using GemmI8 = void (*)(const int8_t* P, int64_t Kp, int64_t p0, int64_t p1, int64_t R,
+                        const uint8_t* Uh,
                         const uint8_t* Ul, const float* xs, int64_t T, float* Y,
                         int64_t ldy) noexcept;
 // One token of the wkv recurrence for one head (N x N state, row = value dim):

@@ -97,9 +97,7 @@ Matrix::Matrix(const TensorView& src, Precision p, bool transposed, bool exact_i
   } else if (p == Precision::bf16) {
     bf16_.resize(n);
   } else {
-    i8_.resize(n);
-    scale_.resize(static_cast<std::size_t>(packed_size(panels_, nb, 4)));
-    rowsum_.resize(scale_.size());
+    i8_.resize(static_cast<std::size_t>(i8_size(panels_, nb)));
   }
   // Conversion runs over the pool: it is most of the load time.
   parallel_rows(panels_, 1, static_cast<double>(kPanel * K) * 4, 0, [&](int64_t p0, int64_t p1) {
@@ -125,7 +123,6 @@ Matrix::Matrix(const TensorView& src, Precision p, bool transposed, bool exact_i
           uint16_t* P = bf16_.data() + panel_offset(pn, Kp, 2);
           for (int64_t k = 0; k < Kp; ++k) P[(k / 2) * 2 * stride(2) + 2 * l + (k & 1)] = f32_to_bf16(row[k]);
         } else {
-          int8_t* P = i8_.data() + panel_offset(pn, Kp, 4);
           for (int64_t b = 0; b < nb; ++b) {
             const int64_t c0 = b * kQBlock, c1 = c0 + kQBlock;
             float amax = 0.0f;
@@ -137,11 +134,12 @@ Matrix::Matrix(const TensorView& src, Precision p, bool transposed, bool exact_i
             int32_t sum = 0;
             for (int64_t c = c0; c < c1; ++c) {
               const float q = std::min(127.0f, std::max(-127.0f, round_even(row[c] / s)));
-              P[(c / 4) * 4 * stride(4) + 4 * l + (c & 3)] = static_cast<int8_t>(q);
+              i8_[i8_weights(pn, c - (c & 3), nb) + 4 * l + (c & 3)] = static_cast<int8_t>(q);
               sum += static_cast<int32_t>(q);
             }
-            scale_[block_offset(pn, b, nb) + l] = sb;
-            rowsum_[block_offset(pn, b, nb) + l] = static_cast<int16_t>(sum);  // |sum| <= 32 * 127
+            const auto rowsum = static_cast<int16_t>(sum);  // |sum| <= 32 * 127
+            std::memcpy(&i8_[i8_scales(pn, b, nb) + 2 * l], &sb, 2);
+            std::memcpy(&i8_[i8_scales(pn, b, nb) + kI8RowSums + 2 * l], &rowsum, 2);
           }
         }
       }
@@ -150,7 +148,7 @@ Matrix::Matrix(const TensorView& src, Precision p, bool transposed, bool exact_i
 }
 
 std::size_t Matrix::bytes() const noexcept {
-  return f32_.size() * 4 + bf16_.size() * 2 + i8_.size() + scale_.size() * 2 + rowsum_.size() * 2;
+  return f32_.size() * 4 + bf16_.size() * 2 + i8_.size();
 }
 
 void Matrix::prepare(const float* X, int64_t T, Prepared& q) const {
@@ -206,7 +204,7 @@ void Matrix::run(const float* X, const Prepared& q, int64_t T, int64_t p0, int64
     pick_bf16()(bf16_.data(), kp_, cols_, p0, p1, R, X, split ? q.hi.data() : nullptr,
                 split ? q.lo.data() : nullptr, T, Y, R);
   } else {
-    pick_i8()(i8_.data(), scale_.data(), rowsum_.data(), kp_, p0, p1, R, q.uh.data(), q.ul.data(),
+    pick_i8()(i8_.data(), kp_, p0, p1, R, q.uh.data(), q.ul.data(),
               q.xs.data(), T, Y, R);
   }
 }

@@ -107,9 +107,7 @@ class Matrix {
   bool exact_inputs_ = false;
   Buffer<float> f32_;
   Buffer<uint16_t> bf16_;
-  Buffer<int8_t> i8_;
-  Buffer<uint16_t> scale_;  // int8: bf16 bits
-  Buffer<int16_t> rowsum_;
+  Buffer<int8_t> i8_;  // weights, bf16 scales and int16 row sums (kernels_table.h)
 };
 
 // Several independent products Y_j = W_j X_j (same T) in one parallel region.
