@@ -4,26 +4,21 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
-#include <queue>
 #include <stdexcept>
 #include <string>
 
 #include "sample/fast_exp.h"
 #include "sample/kernels_table.h"
+#include "sample/top_p.h"
 
 namespace sutra::sample {
 namespace {
-
-constexpr int kBucketShift = 17;     // top-p histogram: float bits >> 17
-constexpr size_t kBuckets = (0x3F800000u >> kBucketShift) + 1;
 
 const KernelTable& kernels() { return SUTRA_ISA_SELECT(sutra::sample); }
 
 [[noreturn]] void bad(const std::string& name, const std::string& msg) {
   throw std::invalid_argument(name + " " + msg);
 }
-
-uint32_t float_bits(float x) noexcept { return float_to_bits(x); }
 
 }  // namespace
 
@@ -60,6 +55,8 @@ Sampler::Sampler(int64_t vocab_size, SamplerParams params)
   z_.resize(n);
   e_.resize(n);
   w_.resize(n);
+  sums_.resize(n / kDrawBlock + 1);
+  chunk_max_.resize(n / kExpChunk + 1);
 }
 
 void Sampler::check(const float* logits, int64_t n, const PenaltyState* pen, float* max_out) const {
@@ -114,68 +111,6 @@ void Sampler::process(const float* logits, int64_t n, const PenaltyState* pen, f
 
 namespace {
 
-// Top-p cutoff: the largest value v among e with sum(to_fixed(e[e >= v])) >= target.
-// Candidates: the tokens with e >= tau for a threshold tau whose tokens surely
-// hold the target (a float estimate with a safety margin picks tau; a wrong
-// guess can only make the candidate set larger, never change the result).
-// Only the candidates are ordered. Fills idx with their indices, ascending.
-float top_p_cutoff(const float* e, size_t n, uint64_t target,
-                   std::vector<std::pair<float, uint64_t>>* cand, std::vector<int32_t>* idx,
-                   size_t* count_out) {
-  const KernelTable& K = kernels();
-  float tau = 0.0f;  // fallback: every token
-  if (target == 0) {
-    tau = 1.0f;  // the maximum (e == 1 exactly)
-  } else {
-    // float sums: relative error <= n * 2^-24; fixed-point rounding <= n / 2 units.
-    const double shrink = 1.0 - static_cast<double>(n) * 0x1.0p-23;
-    if (shrink > 0.5) {
-      float t[4], approx[4];
-      bool found = false;
-      for (int k = 1; k <= 20 && !found; k += 4) {  // thresholds 2^-2 ... 2^-40
-        for (int j = 0; j < 4; ++j) t[j] = std::ldexp(1.0f, -2 * std::min(k + j, 20));
-        K.approx_masses(e, n, t, approx);
-        for (int j = 0; j < 4 && !found; ++j) {
-          const double sure = static_cast<double>(approx[j]) * shrink * 0x1.0p40 - static_cast<double>(n);
-          if (sure >= static_cast<double>(target)) {
-            tau = t[j];
-            found = true;
-          }
-        }
-      }
-    }
-  }
-  idx->resize(n);
-  const size_t count = K.select_at_least(e, n, tau, idx->data());
-  *count_out = count;
-  auto* c = cand;
-  c->clear();
-  for (size_t k = 0; k < count; ++k) {
-    const float v = e[(*idx)[k]];
-    c->emplace_back(v, to_fixed(v));
-  }
-  uint64_t above = 0;  // mass of the candidates above the boundary bucket
-  if (c->size() > 2048) {
-    // Narrow down with a histogram on the float bits (monotonic for e >= 0).
-    std::vector<uint64_t> hist(kBuckets, 0);
-    for (const auto& [v, w] : *c) hist[float_bits(v) >> kBucketShift] += w;
-    size_t b = kBuckets - 1;
-    for (; b > 0 && above + hist[b] < target; --b) above += hist[b];
-    size_t k = 0;
-    for (const auto& x : *c)
-      if ((float_bits(x.first) >> kBucketShift) == b) (*c)[k++] = x;
-    c->resize(k);
-  }
-  std::sort(c->begin(), c->end(), [](const auto& x, const auto& y) { return x.first > y.first; });
-  uint64_t acc = above;
-  for (size_t k = 0; k < c->size();) {
-    const float v = (*c)[k].first;
-    for (; k < c->size() && (*c)[k].first == v; ++k) acc += (*c)[k].second;
-    if (acc >= target) return v;
-  }
-  return c->empty() ? 0.0f : c->back().first;  // not reached: the candidates hold the target
-}
-
 // Smallest float f with double(f) >= x, for x in [0, 1].
 float float_at_least(double x) noexcept {
   float f = static_cast<float>(x);
@@ -210,7 +145,7 @@ int64_t Sampler::sample(const float* logits, int64_t n, const PenaltyState* pen,
   if (!filtered) {
     // Every token kept: only the weights w = exp((z - m) / T) are needed; they
     // also stand in for e in the keep test (w >= 0 always holds).
-    const uint64_t total = K.exp_sum(z, N, m, tempered ? inv_t : 1.0f, w_.data());
+    const uint64_t total = K.exp_sum(z, N, m, tempered ? inv_t : 1.0f, w_.data(), nullptr);
     const KeepRule all{0.0f, -std::numeric_limits<float>::infinity(), n};
     return static_cast<int64_t>(K.find_draw(w_.data(), w_.data(), z, N, all, rng.below(total)));
   }
@@ -220,20 +155,28 @@ int64_t Sampler::sample(const float* logits, int64_t n, const PenaltyState* pen,
   float* e = e_.data();
   uint64_t Q = 0;
   if (nucleus)
-    Q = K.exp_sum(z, N, m, 1.0f, e);
+    Q = K.exp_sum(z, N, m, 1.0f, e, chunk_max_.data());
   else
     K.tempered(z, N, m, 1.0f, e);
 
   // 8. Filters. top-p and min-p become one threshold on e; top-k a (zk, ik) pair.
   KeepRule rule{0.0f, -std::numeric_limits<float>::infinity(), n};
-  size_t ncand = 0;  // with top-p, every kept token is among idx_[0, ncand)
+  uint64_t cut_mass = 0;  // with top-p: the exact mass of e >= the cut-off (0: unknown)
+  float cut = 0.0f;
   if (nucleus) {
     const uint64_t target =
         std::min<uint64_t>(static_cast<uint64_t>(std::ceil(p.top_p * static_cast<double>(Q))), Q);
-    rule.thr = top_p_cutoff(e, N, target, &cand_, &idx_, &ncand);
+    if (target == 0) {
+      rule.thr = 1.0f;  // the tokens tied at the max (e == 1 exactly)
+    } else {
+      const TopPCutoff c = top_p_cutoff(e, chunk_max_.data(), N, target, Q, top_p_);
+      rule.thr = cut = c.value;
+      cut_mass = c.mass;
+    }
   }
   if (p.min_p > 0.0) rule.thr = std::max(rule.thr, float_at_least(p.min_p));
-  if (p.top_k > 0 && p.top_k < n) {
+  const bool top_k = p.top_k > 0 && p.top_k < n;
+  if (top_k) {
     // The k-th best (z desc, index asc): a min-heap of the k best so far; a
     // later index replaces the worst only with a strictly larger z.
     const size_t k = static_cast<size_t>(p.top_k);
@@ -243,46 +186,29 @@ int64_t Sampler::sample(const float* logits, int64_t n, const PenaltyState* pen,
     for (size_t i = 0; i < k; ++i) heap.push_back(static_cast<int32_t>(i));
     std::make_heap(heap.begin(), heap.end(), worse);
     float worst = z[heap.front()];
-    for (size_t i = k; i < N; ++i) {
-      if (z[i] > worst) {
-        std::pop_heap(heap.begin(), heap.end(), worse);
-        heap.back() = static_cast<int32_t>(i);
-        std::push_heap(heap.begin(), heap.end(), worse);
-        worst = z[heap.front()];
-      }
+    for (size_t i = K.next_above(z, k, N, worst); i < N; i = K.next_above(z, i + 1, N, worst)) {
+      std::pop_heap(heap.begin(), heap.end(), worse);
+      heap.back() = static_cast<int32_t>(i);
+      std::push_heap(heap.begin(), heap.end(), worse);
+      worst = z[heap.front()];
     }
     rule.zk = z[heap.front()];
     rule.ik = heap.front();
   }
 
   // 9-10. Weights (temperature applies here only), total and draw.
-  if (nucleus && ncand < N / 4) {  // every kept token is a candidate (ascending ids): skip full passes
-    const int32_t* c = idx_.data();
-    auto weight = [&](size_t i) -> uint64_t {
-      const bool keep = (e[i] >= rule.thr) &
-                        ((z[i] > rule.zk) | ((z[i] == rule.zk) & (static_cast<int64_t>(i) <= rule.ik)));
-      if (!keep) return 0;
-      return to_fixed(tempered ? exp_nonpos((z[i] - m) * inv_t) : e[i]);
-    };
-    uint64_t total = 0;
-    for (size_t k = 0; k < ncand; ++k) total += weight(static_cast<size_t>(c[k]));
-    if (total == 0) bad("logits", "leave no token with non-zero probability");  // the max is always kept
-    const uint64_t r = rng.below(total);
-    uint64_t acc = 0;
-    for (size_t k = 0; k < ncand; ++k) {
-      acc += weight(static_cast<size_t>(c[k]));
-      if (acc > r) return c[k];
-    }
-    return c[ncand - 1];  // unreachable
-  }
-  const float* w = e;
   if (tempered) {
-    K.tempered(z, N, m, inv_t, w_.data());
-    w = w_.data();
+    // exp((z - m) / T) only for the kept tokens (groups of 16 with none are
+    // skipped), summed per block of 256 so that the draw rescans one block.
+    const uint64_t total = K.tempered_blocks(e, z, N, rule, m, inv_t, sums_.data());
+    if (total == 0) bad("logits", "leave no token with non-zero probability");  // the max is always kept
+    return static_cast<int64_t>(K.tempered_find(e, z, N, rule, m, inv_t, sums_.data(), rng.below(total)));
   }
-  const uint64_t total = K.kept_total(e, w, z, N, rule);
+  // T = 1: the weights are to_fixed(e); with top-p alone their total is known.
+  const uint64_t total =
+      cut_mass != 0 && !top_k && rule.thr == cut ? cut_mass : K.kept_total(e, e, z, N, rule);
   if (total == 0) bad("logits", "leave no token with non-zero probability");  // the max is always kept
-  return static_cast<int64_t>(K.find_draw(e, w, z, N, rule, rng.below(total)));
+  return static_cast<int64_t>(K.find_draw(e, e, z, N, rule, rng.below(total)));
 }
 
 }  // namespace sutra::sample

@@ -29,6 +29,7 @@
 
 #include "sample/penalty_state.h"
 #include "sample/rng.h"
+#include "sample/top_p.h"
 
 namespace sutra::sample {
 
@@ -66,9 +67,10 @@ class Sampler {
   bool modifies(const PenaltyState* pen) const noexcept;
   void apply(const PenaltyState* pen, float* z) const noexcept;
 
-  std::vector<float> z_, e_, w_;
-  std::vector<std::pair<float, uint64_t>> cand_;
-  std::vector<int32_t> idx_, heap_;
+  std::vector<float> z_, e_, w_, chunk_max_;
+  std::vector<int32_t> heap_;
+  std::vector<uint64_t> sums_;
+  TopPScratch top_p_;
   // vocab_size <= 2^22 keeps every sum of fixed-point weights (<= 2^40 each) below 2^63.
 };
 

@@ -1,0 +1,41 @@
+// Top-p (nucleus) cut-off without sorting. Given e[i] = exp(z[i] - m) in [0, 1]
+// and target = ceil(top_p * Q), finds the largest value v among e with
+// sum(to_fixed(e[e >= v])) >= target: exactly the value the twin finds by sorting.
+//
+// Float bits of non-negative floats are monotone, so this is a weighted radix
+// select on the bits:
+//  1. a strided sample (every 8th token) builds a coarse histogram of the mass
+//     over log-spaced buckets of d = bits(1.0) - bits(e) (fine near the max, so
+//     near-uniform logits still spread); it guesses a band of buckets around
+//     the cut-off with a margin for the sampling error;
+//  2. one exact vector pass sums the mass above the band and collects the band's
+//     values; if the guess was wrong (the exact sums show the cut-off outside
+//     the band) a second pass takes the side that holds it, so the result never
+//     depends on the guess, only the time does;
+//  3. the band is narrowed by exact histograms over its value range (11 bits a
+//     level), finishing with a sort once a few values remain or at once when
+//     they are all equal (ties, uniform logits).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace sutra::sample {
+
+struct TopPScratch {
+  std::vector<uint32_t> band;  // n + 16
+  std::vector<uint64_t> hist;  // refinement histograms
+  std::vector<uint64_t> coarse;
+};
+
+struct TopPCutoff {
+  float value;
+  uint64_t mass;  // sum of to_fixed(e) over e >= value
+};
+
+// Q = sum of to_fixed(e), target in [1, Q]; chunk_max[j] = max of e over tokens
+// [kExpChunk j, kExpChunk (j + 1)) (from exp_sum). Uses the per-ISA kernels.
+TopPCutoff top_p_cutoff(const float* e, const float* chunk_max, size_t n, uint64_t target, uint64_t Q,
+                        TopPScratch& s);
+
+}  // namespace sutra::sample
