@@ -47,17 +47,29 @@ size_t first_equal(const float* z, size_t n, float m) noexcept {
   return n;
 }
 
-size_t next_above(const float* z, size_t from, size_t n, float v) noexcept {
-  size_t i = from;
-  for (; i + 16 <= n; i += 16) {
-    int hit = 0;
-#pragma omp simd reduction(| : hit)
-    for (size_t j = 0; j < 16; ++j) hit |= z[i + j] > v;
-    if (hit) break;
+size_t group_max(const float* z, size_t n, uint32_t* out) noexcept {
+  const size_t w = n / 16;
+#pragma omp simd
+  for (size_t j = 0; j < w; ++j) {
+    float mx = z[j];
+    for (size_t r = 1; r < 16; ++r) mx = z[j + r * w] > mx ? z[j + r * w] : mx;
+    out[j] = z_key(mx);
+  }
+  return w;
+}
+
+size_t nth_equal(const float* z, size_t n, float v, size_t r) noexcept {
+  size_t i = 0, seen = 0;
+  for (; i + 16 <= n; i += 16) {  // count whole blocks of 16 until the one holding the r-th
+    size_t c = 0;
+#pragma omp simd reduction(+ : c)
+    for (size_t j = i; j < i + 16; ++j) c += z[j] == v;
+    if (seen + c >= r) break;
+    seen += c;
   }
   for (; i < n; ++i)
-    if (z[i] > v) return i;
-  return n;
+    if (z[i] == v && ++seen == r) return i;
+  return n - 1;  // not reached
 }
 
 #if SUTRA_SAMPLE_AVX512
@@ -231,7 +243,8 @@ size_t split_band(const float* e, size_t n, float t_hi, float t_lo, uint32_t* ba
 #endif
 }
 
-void band_hist(const uint32_t* vals, size_t count, uint32_t lo, int shift, uint64_t* hist, size_t nb) noexcept {
+void band_hist(const uint32_t* vals, size_t count, uint32_t lo, int shift, uint64_t* hist, size_t nb,
+               bool unit) noexcept {
   constexpr size_t kChunk = 1024;  // indices and weights first, then the scatter (see coarse_sample)
   alignas(64) uint32_t bk[kChunk];
   alignas(64) uint64_t q[kChunk];
@@ -245,13 +258,13 @@ void band_hist(const uint32_t* vals, size_t count, uint32_t lo, int shift, uint6
       const __mmask16 t = tail_mask(m - j);
       const __m512i x = _mm512_maskz_loadu_epi32(t, v + j);
       _mm512_store_si512(bk + j, _mm512_srl_epi32(_mm512_sub_epi32(x, vlo), sh));
-      _mm512_store_si512(q + j, fixed_lo(_mm512_castsi512_ps(x)));
-      _mm512_store_si512(q + j + 8, fixed_hi(_mm512_castsi512_ps(x)));
+      _mm512_store_si512(q + j, unit ? _mm512_set1_epi64(1) : fixed_lo(_mm512_castsi512_ps(x)));
+      _mm512_store_si512(q + j + 8, unit ? _mm512_set1_epi64(1) : fixed_hi(_mm512_castsi512_ps(x)));
     }
 #else
     for (size_t j = 0; j < m; ++j) {
       bk[j] = (v[j] - lo) >> shift;
-      q[j] = to_fixed(bits_to_float(v[j]));
+      q[j] = unit ? 1 : to_fixed(bits_to_float(v[j]));
     }
 #endif
     size_t j = 0;
@@ -280,6 +293,43 @@ size_t band_filter(uint32_t* vals, size_t count, uint32_t lo, uint32_t hi) noexc
     const uint32_t v = vals[j];
     if (v >= lo && v <= hi) vals[k++] = v;
   }
+#endif
+  return k;
+}
+
+size_t collect_keys(const float* z, size_t n, uint32_t key_lo, uint32_t* keys, uint32_t* range) noexcept {
+  size_t k = 0;
+#if SUTRA_SAMPLE_AVX512
+  const __m512i klo = _mm512_set1_epi32(static_cast<int>(key_lo));
+  __m512i vmin = _mm512_set1_epi32(-1), vmax = _mm512_setzero_si512();
+  for (size_t i = 0; i < n; i += 16) {
+    const __mmask16 tm = tail_mask(n - i);
+    // z + 0 turns -0 into +0 (they compare equal); negative keys flip all bits, others the sign.
+    const __m512i b = _mm512_castps_si512(_mm512_add_ps(_mm512_maskz_loadu_ps(tm, z + i), _mm512_setzero_ps()));
+    const __m512i key =
+        _mm512_xor_si512(b, _mm512_or_si512(_mm512_srai_epi32(b, 31), _mm512_set1_epi32(INT32_MIN)));
+    const __mmask16 m = _mm512_mask_cmp_epu32_mask(tm, key, klo, _MM_CMPINT_NLT);
+    if (!m) continue;
+    _mm512_storeu_si512(keys + k, _mm512_maskz_compress_epi32(m, key));
+    k += static_cast<size_t>(__builtin_popcount(m));
+    vmin = _mm512_mask_min_epu32(vmin, m, vmin, key);
+    vmax = _mm512_mask_max_epu32(vmax, m, vmax, key);
+  }
+  range[0] = static_cast<uint32_t>(_mm512_reduce_min_epu32(vmin));
+  range[1] = static_cast<uint32_t>(_mm512_reduce_max_epu32(vmax));
+#else
+  uint32_t lo = ~0u, hi = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const uint32_t key = z_key(z[i]);
+    keys[k] = key;
+    if (key >= key_lo) {
+      ++k;
+      lo = key < lo ? key : lo;
+      hi = key > hi ? key : hi;
+    }
+  }
+  range[0] = lo;
+  range[1] = hi;
 #endif
   return k;
 }
@@ -405,7 +455,7 @@ size_t find_draw(const float* e, const float* w, const float* z, size_t n, KeepR
 
 }  // namespace
 
-extern const KernelTable kTable = {&max_check,     &first_equal,   &next_above,    &exp_sum,    &tempered,
+extern const KernelTable kTable = {&max_check,     &first_equal,   &collect_keys,  &group_max,     &nth_equal,     &exp_sum,    &tempered,
                                    &coarse_sample, &split_band,    &band_hist,     &band_filter,
                                    &tempered_blocks, &tempered_find, &kept_total,  &find_draw};
 

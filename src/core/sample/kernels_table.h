@@ -24,8 +24,14 @@ struct KernelTable {
   // max of x; *bad = how many are NaN or +inf.
   float (*max_check)(const float* x, size_t n, size_t* bad) noexcept;
   size_t (*first_equal)(const float* z, size_t n, float m) noexcept;  // n if none
-  // First i in [from, n) with z[i] > v, n if none (the top-k scan's skip).
-  size_t (*next_above)(const float* z, size_t from, size_t n, float v) noexcept;
+  // Top-k candidates: the order keys (fast_exp.h: z_key) >= key_lo, in order, into keys (room
+  // for n + 16), their min / max into range; returns their count.
+  size_t (*collect_keys)(const float* z, size_t n, uint32_t key_lo, uint32_t* keys, uint32_t* range) noexcept;
+  // With w = n / 16: out[j] = z_key of the max of z[j + r w] over r < 16, for j < w (groups of
+  // 16 tokens, one per row of a 16 x w table, so that the maxima are elementwise); returns w.
+  size_t (*group_max)(const float* z, size_t n, uint32_t* out) noexcept;
+  // Index of the r-th (1-based) i with z[i] == v (r <= their count).
+  size_t (*nth_equal)(const float* z, size_t n, float v, size_t r) noexcept;
   // e = exp((z - m) * scale); returns sum to_fixed(e). (x * 1.0f == x: scale 1 is plain exp(z - m).)
   // chunk_max (may be null): max of e over each kExpChunk tokens.
   uint64_t (*exp_sum)(const float* z, size_t n, float m, float scale, float* e, float* chunk_max) noexcept;
@@ -40,9 +46,9 @@ struct KernelTable {
   size_t (*split_band)(const float* e, size_t n, float t_hi, float t_lo, uint32_t* band,
                        uint64_t* masses, uint32_t* range) noexcept;
   // Refinement inside the band (vals: float bits of e, count of them):
-  // hist[c * nb + ((v - lo) >> shift)] += to_fixed(v) over four copies c (zeroed by the caller);
-  void (*band_hist)(const uint32_t* vals, size_t count, uint32_t lo, int shift, uint64_t* hist,
-                    size_t nb) noexcept;
+  // hist[c * nb + ((v - lo) >> shift)] += to_fixed(v) (1 if unit) over four copies c (zeroed by the caller);
+  void (*band_hist)(const uint32_t* vals, size_t count, uint32_t lo, int shift, uint64_t* hist, size_t nb,
+                    bool unit) noexcept;
   // keeps the vals in [lo, hi] (in place, in order), returns their count.
   size_t (*band_filter)(uint32_t* vals, size_t count, uint32_t lo, uint32_t hi) noexcept;
   // Tempered weights w = to_fixed(exp((z - m) * inv_t)) of the kept tokens: sums[j] = their

@@ -56,6 +56,8 @@ Sampler::Sampler(int64_t vocab_size, SamplerParams params)
   e_.resize(n);
   w_.resize(n);
   sums_.resize(n / kDrawBlock + 1);
+  top_p_.band.resize(n + 16);  // + 16: vector compress stores whole vectors
+  top_p_.maxima.resize(n / 16 + 1);
   chunk_max_.resize(n / kExpChunk + 1);
 }
 
@@ -110,6 +112,19 @@ void Sampler::process(const float* logits, int64_t n, const PenaltyState* pen, f
 }
 
 namespace {
+
+// A z below which exp_nonpos(z - m) < thr surely: m + ln(thr) less a margin for
+// the float rounding of z - m and exp_nonpos's error (~3e-7 relative, which is
+// not monotone to the last bit). -inf for thr = 0.
+float z_floor(float thr, float m) noexcept {
+  if (!(thr > 0.0f)) return -std::numeric_limits<float>::infinity();
+  const double l = std::log(static_cast<double>(thr));
+  const double zl = static_cast<double>(m) + l - 1e-3 - (std::fabs(static_cast<double>(m)) + std::fabs(l)) * 0x1.0p-18;
+  if (zl < -static_cast<double>(std::numeric_limits<float>::max())) return -std::numeric_limits<float>::infinity();
+  float f = static_cast<float>(zl);
+  if (static_cast<double>(f) > zl) f = std::nextafter(f, -std::numeric_limits<float>::infinity());
+  return f;
+}
 
 // Smallest float f with double(f) >= x, for x in [0, 1].
 float float_at_least(double x) noexcept {
@@ -177,23 +192,34 @@ int64_t Sampler::sample(const float* logits, int64_t n, const PenaltyState* pen,
   if (p.min_p > 0.0) rule.thr = std::max(rule.thr, float_at_least(p.min_p));
   const bool top_k = p.top_k > 0 && p.top_k < n;
   if (top_k) {
-    // The k-th best (z desc, index asc): a min-heap of the k best so far; a
-    // later index replaces the worst only with a strictly larger z.
-    const size_t k = static_cast<size_t>(p.top_k);
-    auto worse = [z](int32_t a, int32_t b) { return z[a] > z[b] || (z[a] == z[b] && a < b); };
-    std::vector<int32_t>& heap = heap_;
-    heap.clear();
-    for (size_t i = 0; i < k; ++i) heap.push_back(static_cast<int32_t>(i));
-    std::make_heap(heap.begin(), heap.end(), worse);
-    float worst = z[heap.front()];
-    for (size_t i = K.next_above(z, k, N, worst); i < N; i = K.next_above(z, i + 1, N, worst)) {
-      std::pop_heap(heap.begin(), heap.end(), worse);
-      heap.back() = static_cast<int32_t>(i);
-      std::push_heap(heap.begin(), heap.end(), worse);
-      worst = z[heap.front()];
+    // The k-th best (z desc, index asc). Candidates: the tokens with z >= z_lo,
+    // the best c tokens, where z_lo is at most the z of any token the other
+    // filters keep; if c < k top-k drops none of them. Else a radix select on
+    // their order keys; many candidates for a small k are first cut to those
+    // reaching the k-th largest maximum of disjoint groups of 16 tokens (k groups
+    // hold a token at least that large, so the k best all reach it).
+    const uint64_t k = static_cast<uint64_t>(p.top_k);
+    uint32_t range[2];
+    uint32_t* keys = top_p_.band.data();
+    size_t c = K.collect_keys(z, N, z_key(z_floor(rule.thr, m)), keys, range);
+    if (c >= k) {
+      if (k * 64 <= c) {
+        const size_t groups = K.group_max(z, N, top_p_.maxima.data());
+        uint32_t lo = ~0u, hi = 0;
+        for (size_t g = 0; g < groups; ++g) {
+          lo = std::min(lo, top_p_.maxima[g]);
+          hi = std::max(hi, top_p_.maxima[g]);
+        }
+        const uint32_t bound = kth_largest_key(top_p_.maxima.data(), groups, lo, hi, k, top_p_).key;
+        if (bound > range[0]) {
+          c = K.band_filter(keys, c, bound, range[1]);
+          range[0] = bound;
+        }
+      }
+      const KthKey kth = kth_largest_key(keys, c, range[0], range[1], k, top_p_);
+      rule.zk = key_to_z(kth.key);
+      rule.ik = static_cast<int64_t>(K.nth_equal(z, N, rule.zk, static_cast<size_t>(k - kth.larger)));
     }
-    rule.zk = z[heap.front()];
-    rule.ik = heap.front();
   }
 
   // 9-10. Weights (temperature applies here only), total and draw.

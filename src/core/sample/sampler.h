@@ -68,7 +68,6 @@ class Sampler {
   void apply(const PenaltyState* pen, float* z) const noexcept;
 
   std::vector<float> z_, e_, w_, chunk_max_;
-  std::vector<int32_t> heap_;
   std::vector<uint64_t> sums_;
   TopPScratch top_p_;
   // vocab_size <= 2^22 keeps every sum of fixed-point weights (<= 2^40 each) below 2^63.

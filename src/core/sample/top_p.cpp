@@ -27,11 +27,18 @@ float e_at_least(uint32_t v) noexcept {
 
 uint64_t fixed_of_bits(uint32_t b) noexcept { return to_fixed(bits_to_float(b)); }
 
-// Largest v among vals with sum(fixed(vals >= v)) >= need (1 <= need <= sum of all);
-// returns v and that sum. vals is reordered and overwritten.
-// [lo, hi] = the range of vals.
-TopPCutoff refine(const KernelTable& K, uint32_t* vals, size_t count, uint32_t lo, uint32_t hi,
-                  uint64_t need, std::vector<uint64_t>& hist) {
+struct Selected {
+  uint32_t value;
+  uint64_t mass;   // of the vals >= value
+  uint64_t above;  // of the vals > value
+};
+
+// Largest v among vals with sum(w(vals >= v)) >= need (1 <= need <= sum of all),
+// w(v) = to_fixed(float v) or 1 (unit). [lo, hi] = the range of vals, which are
+// reordered and overwritten.
+Selected refine(const KernelTable& K, uint32_t* vals, size_t count, uint32_t lo, uint32_t hi, uint64_t need,
+                std::vector<uint64_t>& hist, bool unit = false) {
+  auto w = [unit](uint32_t v) { return unit ? uint64_t{1} : fixed_of_bits(v); };
   uint64_t above = 0;  // mass of the values already known to lie above the cut-off
   for (bool first = true;; first = false) {
     if (!first) {
@@ -41,16 +48,17 @@ TopPCutoff refine(const KernelTable& K, uint32_t* vals, size_t count, uint32_t l
         hi = std::max(hi, vals[k]);
       }
     }
-    if (lo == hi) return {bits_to_float(lo), above + count * fixed_of_bits(lo)};
+    if (lo == hi) return {lo, above + count * w(lo), above};
     if (count <= kSortBelow) {
       std::sort(vals, vals + count, std::greater<uint32_t>());
       uint64_t acc = 0;
       for (size_t k = 0; k < count;) {
         const uint32_t v = vals[k];
-        for (; k < count && vals[k] == v; ++k) acc += fixed_of_bits(v);
-        if (acc >= need) return {bits_to_float(v), above + acc};
+        const uint64_t before = acc;
+        for (; k < count && vals[k] == v; ++k) acc += w(v);
+        if (acc >= need) return {v, above + acc, above + before};
       }
-      return {bits_to_float(vals[count - 1]), above + acc};  // not reached
+      return {vals[count - 1], above + acc, above + acc};  // not reached
     }
     const uint32_t span = hi - lo;
     const int width = 32 - __builtin_clz(span);
@@ -59,7 +67,7 @@ TopPCutoff refine(const KernelTable& K, uint32_t* vals, size_t count, uint32_t l
     // Four interleaved histograms: runs of one bucket do not wait on each other.
     hist.assign(4 * nb, 0);
     const uint64_t* h = hist.data();
-    K.band_hist(vals, count, lo, shift, hist.data(), nb);
+    K.band_hist(vals, count, lo, shift, hist.data(), nb, unit);
     size_t b = nb - 1;
     uint64_t acc = 0;
     for (;; --b) {
@@ -80,7 +88,6 @@ TopPCutoff refine(const KernelTable& K, uint32_t* vals, size_t count, uint32_t l
 TopPCutoff top_p_cutoff(const float* e, const float* chunk_max, size_t n, uint64_t target, uint64_t Q,
                         TopPScratch& s) {
   const KernelTable& K = SUTRA_ISA_SELECT(sutra::sample);
-  s.band.resize(n + 16);
   uint64_t mass[2];
   uint32_t range[2];
   // 1. Heavy tokens, e >= h with h ~ Q / 1024 (so at most ~1024 of them): the
@@ -100,7 +107,10 @@ TopPCutoff top_p_cutoff(const float* e, const float* chunk_max, size_t n, uint64
     range[0] = std::min(range[0], r[0]);
     range[1] = std::max(range[1], r[1]);
   }
-  if (heavy >= target) return refine(K, s.band.data(), count, range[0], range[1], target, s.hist);
+  if (heavy >= target) {
+    const Selected c = refine(K, s.band.data(), count, range[0], range[1], target, s.hist);
+    return {bits_to_float(c.value), c.mass};
+  }
 
   // 2. Coarse mass histogram of a sample of the light tokens: 16 consecutive
   // tokens out of every 128, at an offset that moves from block to block (so
@@ -152,8 +162,13 @@ TopPCutoff top_p_cutoff(const float* e, const float* chunk_max, size_t n, uint64
     count = K.split_band(e, n, t_hi, t_lo, s.band.data(), mass, range);
   }
   // 4. Exact select inside the band.
-  const TopPCutoff c = refine(K, s.band.data(), count, range[0], range[1], target - mass[0], s.hist);
-  return {c.value, mass[0] + c.mass};
+  const Selected c = refine(K, s.band.data(), count, range[0], range[1], target - mass[0], s.hist);
+  return {bits_to_float(c.value), mass[0] + c.mass};
+}
+
+KthKey kth_largest_key(uint32_t* keys, size_t count, uint32_t lo, uint32_t hi, uint64_t k, TopPScratch& s) {
+  const Selected c = refine(SUTRA_ISA_SELECT(sutra::sample), keys, count, lo, hi, k, s.hist, true);
+  return {c.value, c.above};
 }
 
 }  // namespace sutra::sample

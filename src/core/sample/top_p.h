@@ -23,9 +23,10 @@
 namespace sutra::sample {
 
 struct TopPScratch {
-  std::vector<uint32_t> band;  // n + 16
+  std::vector<uint32_t> band;  // n + 16 (the Sampler sizes both)
   std::vector<uint64_t> hist;  // refinement histograms
   std::vector<uint64_t> coarse;
+  std::vector<uint32_t> maxima;  // top-k: group maxima
 };
 
 struct TopPCutoff {
@@ -37,5 +38,14 @@ struct TopPCutoff {
 // [kExpChunk j, kExpChunk (j + 1)) (from exp_sum). Uses the per-ISA kernels.
 TopPCutoff top_p_cutoff(const float* e, const float* chunk_max, size_t n, uint64_t target, uint64_t Q,
                         TopPScratch& s);
+
+// Top-k with the same select: the k-th largest of keys[0, count) (z_key values,
+// range [lo, hi]), 1 <= k <= count, counting repeats. Returns that key and how
+// many keys are larger. keys is reordered.
+struct KthKey {
+  uint32_t key;
+  uint64_t larger;
+};
+KthKey kth_largest_key(uint32_t* keys, size_t count, uint32_t lo, uint32_t hi, uint64_t k, TopPScratch& s);
 
 }  // namespace sutra::sample
