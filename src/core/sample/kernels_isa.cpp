@@ -133,18 +133,18 @@ void tempered(const float* z, size_t n, float m, float inv_t, float* w) noexcept
   for (size_t i = 0; i < n; ++i) w[i] = exp_nonpos((z[i] - m) * inv_t);
 }
 
-void coarse_sample(const float* e, size_t n, float h, uint64_t* hist, uint64_t* sq) noexcept {
+void coarse_sample(const float* e, size_t n, float h, uint64_t* hist, uint64_t* sq, bool all) noexcept {
   // Buckets and weights of 64 runs first, then their scatter: reading lanes back
   // right after the vector store that wrote them would stall store forwarding.
   constexpr size_t kRuns = 64;
   uint64_t s = 0;
   alignas(64) uint32_t bk[kRuns * kSampleRun];
   alignas(64) uint64_t q[kRuns * kSampleRun];
-  const size_t blocks = n / kSampleBlock;
+  const size_t blocks = all ? n / kSampleRun : n / kSampleBlock;
   for (size_t blk0 = 0; blk0 < blocks; blk0 += kRuns) {
     const size_t runs = blocks - blk0 < kRuns ? blocks - blk0 : kRuns;
     for (size_t r = 0; r < runs; ++r) {
-      const float* x = e + sample_start(blk0 + r);
+      const float* x = e + (all ? (blk0 + r) * kSampleRun : sample_start(blk0 + r));
       uint32_t* b = bk + r * kSampleRun;
       uint64_t* w = q + r * kSampleRun;
 #if SUTRA_SAMPLE_AVX512
@@ -172,6 +172,11 @@ void coarse_sample(const float* e, size_t n, float h, uint64_t* hist, uint64_t* 
     }
     for (size_t j = 0; j < runs * kSampleRun; j += 4)  // four copies: runs of one bucket do not wait
       for (size_t c = 0; c < 4; ++c) hist[c * kCoarseStride + bk[j + c]] += q[j + c];
+  }
+  for (size_t i = all ? blocks * kSampleRun : n; i < n; ++i) {  // the tail of an exact count
+    const uint64_t w = to_fixed(e[i]) & (0 - static_cast<uint64_t>(e[i] < h));
+    hist[coarse_bucket(kOneBits - float_to_bits(e[i]))] += w;
+    s += (w >> 16) * (w >> 16);
   }
   *sq = s;
 }

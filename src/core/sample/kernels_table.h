@@ -37,9 +37,10 @@ struct KernelTable {
   uint64_t (*exp_sum)(const float* z, size_t n, float m, float scale, float* e, float* chunk_max) noexcept;
   // w = exp((z - m) * inv_t).
   void (*tempered)(const float* z, size_t n, float m, float inv_t, float* w) noexcept;
-  // Top-p guess: over the sampled tokens (coarse_bucket.h) with e < h, hist[c * kCoarseStride
-  // + bucket] += to_fixed(e) for four copies c (the caller adds them), *sq = sum (q >> 16)^2.
-  void (*coarse_sample)(const float* e, size_t n, float h, uint64_t* hist, uint64_t* sq) noexcept;
+  // Top-p guess: over the sampled tokens (coarse_bucket.h; every token if all) with e < h,
+  // hist[c * kCoarseStride + bucket] += to_fixed(e) for four copies c (the caller adds them),
+  // *sq = sum (q >> 16)^2.
+  void (*coarse_sample)(const float* e, size_t n, float h, uint64_t* hist, uint64_t* sq, bool all) noexcept;
   // Top-p bracket, one exact pass: masses[0] = sum to_fixed(e) over e >= t_hi,
   // masses[1] = the same over t_lo <= e < t_hi, whose float bits go to band (in
   // order; room for n + 16) and their min / max to range[0] / range[1]. Returns the band count.

@@ -117,33 +117,42 @@ TopPCutoff top_p_cutoff(const float* e, const float* chunk_max, size_t n, uint64
   // periodic logits cannot hide from it). The band [b1, b2] of buckets should
   // hold the cut-off (bucket 0 is the largest e).
   const bool sampled = n >= 16 * kSampleBlock;  // else every token, exactly
-  const size_t stride = sampled ? kSampleBlock / kSampleRun : 1;
-  s.coarse.assign(4 * kCoarseStride, 0);
+  size_t stride = sampled ? kSampleBlock / kSampleRun : 1;
   uint64_t sq = 0;  // sum of (q / 2^16)^2
+  s.coarse.assign(4 * kCoarseStride, 0);
+  K.coarse_sample(e, n, h, s.coarse.data(), &sq, !sampled);
+  auto bucket_mass = [&](size_t b) {
+    return s.coarse[b] + s.coarse[kCoarseStride + b] + s.coarse[2 * kCoarseStride + b] + s.coarse[3 * kCoarseStride + b];
+  };
+  // Sampling error: about stride * sqrt(sum q^2 of the sample); 2 of those, plus slack.
+  double margin = !sampled ? 0.0
+                           : 2.0 * stride * std::sqrt(static_cast<double>(sq)) * 0x1.0p16 +
+                                 static_cast<double>(stride) * static_cast<double>(Q >> 12);
   if (sampled) {
-    K.coarse_sample(e, n, h, s.coarse.data(), &sq);
-  } else {
-    for (size_t i = 0; i < n; ++i)
-      s.coarse[coarse_bucket(kOneBits - float_to_bits(e[i]))] += to_fixed(e[i]) & (0 - static_cast<uint64_t>(e[i] < h));
+    // A sample that misjudges the total mass badly misses where the mass is
+    // (logits built against this sample pattern): count every token instead.
+    double total = static_cast<double>(heavy);
+    for (size_t b = 0; b < kCoarse; ++b) total += static_cast<double>(stride) * static_cast<double>(bucket_mass(b));
+    if (std::fabs(total - static_cast<double>(Q)) > 4.0 * margin) {
+      s.coarse.assign(4 * kCoarseStride, 0);
+      K.coarse_sample(e, n, h, s.coarse.data(), &sq, true);
+      stride = 1;
+      margin = 0.0;
+    }
   }
-  // Sampling error: about stride * sqrt(sum q^2 of the sample); 3 of those, plus slack.
-  const double margin =
-      !sampled ? 0.0
-                  : 2.0 * stride * std::sqrt(static_cast<double>(sq)) * 0x1.0p16 +
-                        static_cast<double>(stride) * static_cast<double>(Q >> 12);
   const double want_lo = static_cast<double>(target) - margin, want_hi = static_cast<double>(target) + margin;
   size_t b1 = kCoarse - 1, b2 = kCoarse - 1;
-  double est = static_cast<double>(heavy);
+  uint64_t light = 0;  // exact integers when every token was counted (stride 1, no margin)
   bool have_b1 = false;
   for (size_t b = 0; b < kCoarse; ++b) {
-    const uint64_t c = s.coarse[b] + s.coarse[kCoarseStride + b] + s.coarse[2 * kCoarseStride + b] +
-                       s.coarse[3 * kCoarseStride + b];
-    est += static_cast<double>(stride) * static_cast<double>(c);
-    if (!have_b1 && est >= want_lo) {
+    light += bucket_mass(b);
+    const double est = static_cast<double>(heavy) + static_cast<double>(stride) * static_cast<double>(light);
+    const bool exact = stride == 1, reached = heavy + light >= target;
+    if (!have_b1 && (exact ? reached : est >= want_lo)) {
       b1 = b;
       have_b1 = true;
     }
-    if (est >= want_hi) {
+    if (exact ? reached : est >= want_hi) {
       b2 = b;
       break;
     }
