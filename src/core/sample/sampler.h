@@ -14,8 +14,9 @@
 //     top-p: target = min(ceil(top_p * double(Q)), Q) with Q = sum q; keep
 //       e >= the largest value v with sum(q[e >= v]) >= target (ties at the
 //       cutoff kept, as in the reference; top_p = 0 keeps the tokens tied at
-//       the max; top_p = 1 keeps everything);
-//     top-k: keep the k largest z (ties: lower index first); 0 = off;
+//       the max; top_p = 1 keeps everything) -- found without sorting, top_p.h;
+//     top-k: keep the k largest z (ties: lower index first); 0 = off (a radix
+//       select on order keys of z, top_p.h);
 //     min-p: keep e >= min_p (e = p / p_max);
 //  9. weights: w = q for T = 1, else rint(exp((z - m) * float32(1/T)) * 2^40)
 //     (= p^(1/T) up to a constant: temperature after top-p, as the reference);

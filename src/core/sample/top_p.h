@@ -4,17 +4,23 @@
 //
 // Float bits of non-negative floats are monotone, so this is a weighted radix
 // select on the bits:
-//  1. a strided sample (every 8th token) builds a coarse histogram of the mass
-//     over log-spaced buckets of d = bits(1.0) - bits(e) (fine near the max, so
-//     near-uniform logits still spread); it guesses a band of buckets around
-//     the cut-off with a margin for the sampling error;
-//  2. one exact vector pass sums the mass above the band and collects the band's
-//     values; if the guess was wrong (the exact sums show the cut-off outside
-//     the band) a second pass takes the side that holds it, so the result never
-//     depends on the guess, only the time does;
-//  3. the band is narrowed by exact histograms over its value range (11 bits a
-//     level), finishing with a sort once a few values remain or at once when
-//     they are all equal (ties, uniform logits).
+//  0. heavy tokens (e >= h, h ~ Q / 1024: at most ~1024 of them, read only in
+//     the exp chunks whose max reaches h) are collected; if they hold the
+//     target the cut-off is among them (peaked logits end here);
+//  1. a sample of the other tokens (16 consecutive of every 128, at an offset
+//     that moves from block to block) builds a coarse mass histogram over
+//     log-spaced buckets of d = bits(1.0) - bits(e) (coarse_bucket.h: fine near
+//     the max, so near-uniform logits still spread) and brackets the cut-off
+//     with a margin for the sampling error; if the sample misjudges the total
+//     mass badly, every token is counted instead (exact, no margin);
+//  2. one exact vector pass sums the mass above the bracket and collects the
+//     bracket's values; if the exact sums show the cut-off outside it, another
+//     pass takes the side that holds it: the result never depends on the
+//     guess, only the time does;
+//  3. exact histograms over the collected values' range (10 bits a level)
+//     narrow them to the cut-off, finishing with a sort once a few values
+//     remain, or at once when they are all equal (ties, uniform logits).
+// The same refinement with unit weights selects the k-th largest order key for top-k.
 #pragma once
 #include <cstddef>
 #include <cstdint>
