@@ -49,11 +49,17 @@ size_t first_equal(const float* z, size_t n, float m) noexcept {
 
 size_t group_max(const float* z, size_t n, uint32_t* out) noexcept {
   const size_t w = n / 16;
+  float mx[256];
+  for (size_t j0 = 0; j0 < w; j0 += 256) {  // row by row over 256 columns: plain vector maxima
+    const size_t cols = w - j0 < 256 ? w - j0 : 256;
+    for (size_t j = 0; j < cols; ++j) mx[j] = z[j0 + j];
+    for (size_t r = 1; r < 16; ++r) {
+      const float* row = z + r * w + j0;
 #pragma omp simd
-  for (size_t j = 0; j < w; ++j) {
-    float mx = z[j];
-    for (size_t r = 1; r < 16; ++r) mx = z[j + r * w] > mx ? z[j + r * w] : mx;
-    out[j] = z_key(mx);
+      for (size_t j = 0; j < cols; ++j) mx[j] = row[j] > mx[j] ? row[j] : mx[j];
+    }
+#pragma omp simd
+    for (size_t j = 0; j < cols; ++j) out[j0 + j] = z_key(mx[j]);
   }
   return w;
 }
@@ -346,6 +352,7 @@ inline bool kept(const float* e, const float* z, size_t i, const KeepRule& k) no
 uint64_t tempered_blocks(const float* e, const float* z, size_t n, KeepRule k, float m, float inv_t,
                          uint64_t* sums) noexcept {
   uint64_t total = 0;
+  const bool plain = inv_t == 1.0f;
 #if SUTRA_SAMPLE_AVX512
   const __m512 thr = _mm512_set1_ps(k.thr), zk = _mm512_set1_ps(k.zk);
   const __m512i ik = _mm512_set1_epi32(static_cast<int32_t>(k.ik < INT32_MAX ? k.ik : INT32_MAX));
@@ -370,12 +377,17 @@ uint64_t tempered_blocks(const float* e, const float* z, size_t n, KeepRule k, f
       any |= keep;
     }
     if (any) {
-      // The whole block's exps in one vectorized loop, then the kept ones' sum.
+      // The whole block's exps in one vectorized loop, then the kept ones' sum
+      // (at T = 1 the weights are e itself: (z - m) * 1.0f == z - m).
+      const float* src = e + b;
+      if (!plain) {
 #pragma omp simd
-      for (size_t i = b; i < end; ++i) w[i - b] = exp_nonpos((z[i] - m) * inv_t);
+        for (size_t i = b; i < end; ++i) w[i - b] = exp_nonpos((z[i] - m) * inv_t);
+        src = w;
+      }
       for (size_t g = b; g < end; g += 16) {
         const __mmask16 keep = keeps[(g - b) / 16];
-        const __m512 v = _mm512_maskz_loadu_ps(keep, w + (g - b));
+        const __m512 v = _mm512_maskz_loadu_ps(keep, src + (g - b));
         s = _mm512_mask_add_epi64(s, static_cast<__mmask8>(keep), s, fixed_lo(v));
         s = _mm512_mask_add_epi64(s, static_cast<__mmask8>(keep >> 8), s, fixed_hi(v));
       }
@@ -396,7 +408,7 @@ uint64_t tempered_blocks(const float* e, const float* z, size_t n, KeepRule k, f
       if (!hit) continue;
 #pragma omp simd reduction(+ : s)
       for (size_t i = g; i < ge; ++i)
-        s += to_fixed(exp_nonpos((z[i] - m) * inv_t)) & (0 - static_cast<uint64_t>(kept(e, z, i, k)));
+        s += to_fixed(plain ? e[i] : exp_nonpos((z[i] - m) * inv_t)) & (0 - static_cast<uint64_t>(kept(e, z, i, k)));
     }
     sums[b / kDrawBlock] = s;
     total += s;
@@ -414,7 +426,7 @@ size_t tempered_find(const float* e, const float* z, size_t n, KeepRule k, float
   const size_t end = (b + 1) * kDrawBlock < n ? (b + 1) * kDrawBlock : n;
   for (size_t i = b * kDrawBlock; i < end; ++i) {
     if (!kept(e, z, i, k)) continue;
-    acc += to_fixed(exp_nonpos((z[i] - m) * inv_t));
+    acc += to_fixed(inv_t == 1.0f ? e[i] : exp_nonpos((z[i] - m) * inv_t));
     last = i;
     if (acc > r) return i;
   }

@@ -52,7 +52,7 @@ struct KernelTable {
                     bool unit) noexcept;
   // keeps the vals in [lo, hi] (in place, in order), returns their count.
   size_t (*band_filter)(uint32_t* vals, size_t count, uint32_t lo, uint32_t hi) noexcept;
-  // Tempered weights w = to_fixed(exp((z - m) * inv_t)) of the kept tokens: sums[j] = their
+  // Tempered weights w = to_fixed(exp((z - m) * inv_t)) (to_fixed(e) for inv_t = 1) of the kept tokens: sums[j] = their
   // sum over tokens [256 j, 256 j + 256) (groups of 16 without a kept token are skipped);
   // returns the total.
   uint64_t (*tempered_blocks)(const float* e, const float* z, size_t n, KeepRule k, float m, float inv_t,

@@ -195,27 +195,27 @@ int64_t Sampler::sample(const float* logits, int64_t n, const PenaltyState* pen,
     // The k-th best (z desc, index asc). Candidates: the tokens with z >= z_lo,
     // the best c tokens, where z_lo is at most the z of any token the other
     // filters keep; if c < k top-k drops none of them. Else a radix select on
-    // their order keys; many candidates for a small k are first cut to those
+    // their order keys. For a small k the candidates are first cut to those
     // reaching the k-th largest maximum of disjoint groups of 16 tokens (k groups
     // hold a token at least that large, so the k best all reach it).
     const uint64_t k = static_cast<uint64_t>(p.top_k);
+    uint32_t key_lo = z_key(z_floor(rule.thr, m));
+    bool bounded = false;
+    if (k * 64 <= static_cast<uint64_t>(N)) {
+      const size_t groups = K.group_max(z, N, top_p_.maxima.data());
+      uint32_t lo = ~0u, hi = 0;
+      for (size_t g = 0; g < groups; ++g) {
+        lo = std::min(lo, top_p_.maxima[g]);
+        hi = std::max(hi, top_p_.maxima[g]);
+      }
+      const uint32_t bound = kth_largest_key(top_p_.maxima.data(), groups, lo, hi, k, top_p_).key;
+      bounded = bound > key_lo;
+      key_lo = std::max(key_lo, bound);
+    }
     uint32_t range[2];
     uint32_t* keys = top_p_.band.data();
-    size_t c = K.collect_keys(z, N, z_key(z_floor(rule.thr, m)), keys, range);
-    if (c >= k) {
-      if (k * 64 <= c) {
-        const size_t groups = K.group_max(z, N, top_p_.maxima.data());
-        uint32_t lo = ~0u, hi = 0;
-        for (size_t g = 0; g < groups; ++g) {
-          lo = std::min(lo, top_p_.maxima[g]);
-          hi = std::max(hi, top_p_.maxima[g]);
-        }
-        const uint32_t bound = kth_largest_key(top_p_.maxima.data(), groups, lo, hi, k, top_p_).key;
-        if (bound > range[0]) {
-          c = K.band_filter(keys, c, bound, range[1]);
-          range[0] = bound;
-        }
-      }
+    const size_t c = K.collect_keys(z, N, key_lo, keys, range);
+    if (c > k || (bounded && c == k)) {  // (bounded: at least k tokens reach the bound)
       const KthKey kth = kth_largest_key(keys, c, range[0], range[1], k, top_p_);
       rule.zk = key_to_z(kth.key);
       rule.ik = static_cast<int64_t>(K.nth_equal(z, N, rule.zk, static_cast<size_t>(k - kth.larger)));
@@ -223,18 +223,16 @@ int64_t Sampler::sample(const float* logits, int64_t n, const PenaltyState* pen,
   }
 
   // 9-10. Weights (temperature applies here only), total and draw.
-  if (tempered) {
-    // exp((z - m) / T) only for the kept tokens (groups of 16 with none are
-    // skipped), summed per block of 256 so that the draw rescans one block.
-    const uint64_t total = K.tempered_blocks(e, z, N, rule, m, inv_t, sums_.data());
-    if (total == 0) bad("logits", "leave no token with non-zero probability");  // the max is always kept
-    return static_cast<int64_t>(K.tempered_find(e, z, N, rule, m, inv_t, sums_.data(), rng.below(total)));
+  if (cut_mass != 0 && !tempered && !top_k && rule.thr == cut) {
+    // T = 1, top-p alone: the weights are to_fixed(e) and their total is known.
+    return static_cast<int64_t>(K.find_draw(e, e, z, N, rule, rng.below(cut_mass)));
   }
-  // T = 1: the weights are to_fixed(e); with top-p alone their total is known.
-  const uint64_t total =
-      cut_mass != 0 && !top_k && rule.thr == cut ? cut_mass : K.kept_total(e, e, z, N, rule);
+  // Weights only in blocks that hold a kept token (exp((z - m) / T), or e at T = 1),
+  // summed per block of 256 so that the draw rescans one block.
+  const float scale = tempered ? inv_t : 1.0f;
+  const uint64_t total = K.tempered_blocks(e, z, N, rule, m, scale, sums_.data());
   if (total == 0) bad("logits", "leave no token with non-zero probability");  // the max is always kept
-  return static_cast<int64_t>(K.find_draw(e, e, z, N, rule, rng.below(total)));
+  return static_cast<int64_t>(K.tempered_find(e, z, N, rule, m, scale, sums_.data(), rng.below(total)));
 }
 
 }  // namespace sutra::sample
