@@ -3,8 +3,10 @@
 #include <cstdint>
 #include <limits>
 
-#if defined(__AVX512F__) && defined(__AVX512DQ__)
+#if defined(__AVX2__)
 #include <immintrin.h>
+#endif
+#if defined(__AVX512F__) && defined(__AVX512DQ__)
 #define SUTRA_SAMPLE_AVX512 1
 // GCC 12's AVX-512 headers trip -Wuninitialized on their own _mm512_undefined_*().
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -168,6 +170,21 @@ void coarse_sample(const float* e, size_t n, float h, uint64_t* hist, uint64_t* 
       _mm512_store_si512(w + 8, qh);
       const __m512i sl = _mm512_srli_epi64(ql, 16), sh = _mm512_srli_epi64(qh, 16);
       s += lane_sum(_mm512_add_epi64(_mm512_mullo_epi64(sl, sl), _mm512_mullo_epi64(sh, sh)));
+#elif defined(__AVX2__)
+      // float(d) rounded to nearest can land one bucket up at a bucket edge: the
+      // histogram is only an estimate (the exact pass decides), and it stays monotone.
+      for (size_t h8 = 0; h8 < kSampleRun; h8 += 8) {
+        const __m256i d = _mm256_sub_epi32(_mm256_set1_epi32(static_cast<int>(kOneBits)),
+                                           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + h8)));
+        const __m256i c = _mm256_sub_epi32(_mm256_srli_epi32(_mm256_castps_si256(_mm256_cvtepi32_ps(d)), 18),
+                                           _mm256_set1_epi32(127 * 32 - 1));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(b + h8),
+                            _mm256_andnot_si256(_mm256_cmpeq_epi32(d, _mm256_setzero_si256()), c));
+      }
+      for (size_t j = 0; j < kSampleRun; ++j) {
+        w[j] = to_fixed(x[j]) & (0 - static_cast<uint64_t>(x[j] < h));
+        s += (w[j] >> 16) * (w[j] >> 16);
+      }
 #else
       for (size_t j = 0; j < kSampleRun; ++j) {
         b[j] = coarse_bucket(kOneBits - float_to_bits(x[j]));
@@ -397,18 +414,22 @@ uint64_t tempered_blocks(const float* e, const float* z, size_t n, KeepRule k, f
   }
   return total;
 #endif
+  float wb[kDrawBlock];
   for (size_t b = 0; b < n; b += kDrawBlock) {
     const size_t end = b + kDrawBlock < n ? b + kDrawBlock : n;
+    int any = 0;
+#pragma omp simd reduction(| : any)
+    for (size_t i = b; i < end; ++i) any |= kept(e, z, i, k);
     uint64_t s = 0;
-    for (size_t g = b; g < end; g += 16) {
-      const size_t ge = g + 16 < end ? g + 16 : end;
-      int hit = 0;
-#pragma omp simd reduction(| : hit)
-      for (size_t i = g; i < ge; ++i) hit |= kept(e, z, i, k);
-      if (!hit) continue;
+    if (any) {  // the whole block's weights in one vectorized loop, then the kept ones' sum
+      const float* src = e + b;
+      if (!plain) {
+#pragma omp simd
+        for (size_t i = b; i < end; ++i) wb[i - b] = exp_nonpos((z[i] - m) * inv_t);
+        src = wb;
+      }
 #pragma omp simd reduction(+ : s)
-      for (size_t i = g; i < ge; ++i)
-        s += to_fixed(plain ? e[i] : exp_nonpos((z[i] - m) * inv_t)) & (0 - static_cast<uint64_t>(kept(e, z, i, k)));
+      for (size_t i = b; i < end; ++i) s += to_fixed(src[i - b]) & (0 - static_cast<uint64_t>(kept(e, z, i, k)));
     }
     sums[b / kDrawBlock] = s;
     total += s;
