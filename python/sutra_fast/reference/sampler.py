@@ -122,7 +122,9 @@ def sample(logits, params: dict, penalties: PenaltyState | None, rng: Rng) -> in
     T = params.get("temperature", 1.0)
     if T == 0:
         return int(np.flatnonzero(z == m)[0])
-    e = exp_nonpos(z - m)
+    # z - m may overflow to -inf for huge logits (|z| near float32 max): weight 0, as in C++.
+    with np.errstate(over="ignore"):
+        e = exp_nonpos(z - m)
     q = to_fixed(e)
     keep = np.ones(len(z), bool)
 
@@ -152,7 +154,8 @@ def sample(logits, params: dict, penalties: PenaltyState | None, rng: Rng) -> in
         keep &= e.astype(np.float64) >= min_p
 
     if T != 1.0:
-        q = to_fixed(exp_nonpos((z - m) * F32(1.0 / T)))
+        with np.errstate(over="ignore"):
+            q = to_fixed(exp_nonpos((z - m) * F32(1.0 / T)))
     w = np.where(keep, q, np.uint64(0))
     total = int(w.sum(dtype=np.uint64))
     r = rng.below(total)

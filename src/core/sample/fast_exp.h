@@ -40,6 +40,15 @@ inline float exp_nonpos(float x) noexcept {
   return bits_to_float(float_to_bits(p * scale) & mask);
 }
 
+// Order key of a logit: unsigned order of keys = float order of z (-0 and +0 equal).
+inline uint32_t z_key(float z) noexcept {
+  const uint32_t b = float_to_bits(z + 0.0f);
+  return b ^ ((0u - (b >> 31)) | 0x80000000u);
+}
+inline float key_to_z(uint32_t key) noexcept {
+  return bits_to_float(key ^ ((key >> 31) ? 0x80000000u : 0xFFFFFFFFu));
+}
+
 // Fixed-point probability: round-to-nearest-even(e * 2^40) for e in [0, 1],
 // via the 2^52 magic number (exact in double, vectorizes, same as np.rint).
 inline uint64_t to_fixed(float e) noexcept {

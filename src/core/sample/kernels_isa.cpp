@@ -1,7 +1,19 @@
 // Compiled once per ISA level: the sampler's full-vocabulary passes, written
 // as plain loops with masks instead of branches so that they vectorize.
+#include <cstdint>
 #include <limits>
 
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+#if defined(__AVX512F__) && defined(__AVX512DQ__)
+#define SUTRA_SAMPLE_AVX512 1
+// GCC 12's AVX-512 headers trip -Wuninitialized on their own _mm512_undefined_*().
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+#include "sample/coarse_bucket.h"
 #include "sample/fast_exp.h"
 #include "sample/kernels_table.h"
 
@@ -10,17 +22,17 @@ namespace {
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
-// Max is exact in any order; NaN is counted, not compared.
+// Max is exact in any order; NaN is flagged, not compared.
 float max_check(const float* x, size_t n, size_t* bad) noexcept {
   float m = -kInf;
-  size_t b = 0;
-#pragma omp simd reduction(max : m) reduction(+ : b)
+  int b = 0;
+#pragma omp simd reduction(max : m) reduction(| : b)
   for (size_t i = 0; i < n; ++i) {
     const float v = x[i];
-    b += static_cast<size_t>(!(v < kInf) & (v != -kInf));
+    b |= !(v < kInf) & (v != -kInf);
     m = v > m ? v : m;
   }
-  *bad = b;
+  *bad = static_cast<size_t>(b);
   return m;
 }
 
@@ -37,15 +49,91 @@ size_t first_equal(const float* z, size_t n, float m) noexcept {
   return n;
 }
 
-uint64_t exp_sum(const float* z, size_t n, float m, float scale, float* e) noexcept {
+size_t group_max(const float* z, size_t n, uint32_t* out) noexcept {
+  const size_t w = n / 16;
+  float mx[256];
+  for (size_t j0 = 0; j0 < w; j0 += 256) {  // row by row over 256 columns: plain vector maxima
+    const size_t cols = w - j0 < 256 ? w - j0 : 256;
+    for (size_t j = 0; j < cols; ++j) mx[j] = z[j0 + j];
+    for (size_t r = 1; r < 16; ++r) {
+      const float* row = z + r * w + j0;
+#pragma omp simd
+      for (size_t j = 0; j < cols; ++j) mx[j] = row[j] > mx[j] ? row[j] : mx[j];
+    }
+#pragma omp simd
+    for (size_t j = 0; j < cols; ++j) out[j0 + j] = z_key(mx[j]);
+  }
+  return w;
+}
+
+size_t nth_equal(const float* z, size_t n, float v, size_t r) noexcept {
+  size_t i = 0, seen = 0;
+  for (; i + 16 <= n; i += 16) {  // count whole blocks of 16 until the one holding the r-th
+    size_t c = 0;
+#pragma omp simd reduction(+ : c)
+    for (size_t j = i; j < i + 16; ++j) c += z[j] == v;
+    if (seen + c >= r) break;
+    seen += c;
+  }
+  for (; i < n; ++i)
+    if (z[i] == v && ++seen == r) return i;
+  return n - 1;  // not reached
+}
+
+#if SUTRA_SAMPLE_AVX512
+// to_fixed of 16 lanes with one conversion per 8 (vcvtps2uqq rounds to nearest
+// even, as rint): the same integers as fast_exp.h's to_fixed.
+inline __m512i fixed_lo(__m512 v) noexcept {
+  return _mm512_cvtps_epu64(_mm512_extractf32x8_ps(_mm512_mul_ps(v, _mm512_set1_ps(0x1.0p40f)), 0));
+}
+inline __m512i fixed_hi(__m512 v) noexcept {
+  return _mm512_cvtps_epu64(_mm512_extractf32x8_ps(_mm512_mul_ps(v, _mm512_set1_ps(0x1.0p40f)), 1));
+}
+// (GCC 12's _mm512_reduce_add_epi64 trips -Wuninitialized in its own header.)
+inline uint64_t lane_sum(__m512i v) noexcept {
+  alignas(64) uint64_t l[8];
+  _mm512_store_si512(l, v);
+  return l[0] + l[1] + l[2] + l[3] + l[4] + l[5] + l[6] + l[7];
+}
+inline __mmask16 tail_mask(size_t left) noexcept {
+  return left >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1);
+}
+#endif
+
+uint64_t exp_sum(const float* z, size_t n, float m, float scale, float* e, float* chunk_max) noexcept {
+#if SUTRA_SAMPLE_AVX512
+  // Chunks: the exp loop vectorizes as written (faster here than the same steps
+  // in intrinsics); vcvtps2uqq then sums the fixed-point weights.
+  __m512i acc = _mm512_setzero_si512();
+  for (size_t c = 0; c < n; c += kExpChunk) {
+    const size_t end = c + kExpChunk < n ? c + kExpChunk : n;
+#pragma omp simd
+    for (size_t i = c; i < end; ++i) e[i] = exp_nonpos((z[i] - m) * scale);
+    __m512 mx = _mm512_setzero_ps();
+    for (size_t i = c; i < end; i += 16) {
+      const __m512 v = _mm512_maskz_loadu_ps(tail_mask(end - i), e + i);
+      acc = _mm512_add_epi64(acc, _mm512_add_epi64(fixed_lo(v), fixed_hi(v)));
+      mx = _mm512_max_ps(mx, v);
+    }
+    if (chunk_max) chunk_max[c / kExpChunk] = _mm512_reduce_max_ps(mx);
+  }
+  return lane_sum(acc);
+#else
   uint64_t total = 0;
-#pragma omp simd reduction(+ : total)
-  for (size_t i = 0; i < n; ++i) {
-    const float v = exp_nonpos((z[i] - m) * scale);
-    e[i] = v;
-    total += to_fixed(v);
+  for (size_t c = 0; c < n; c += kExpChunk) {
+    const size_t end = c + kExpChunk < n ? c + kExpChunk : n;
+    float mx = 0.0f;
+#pragma omp simd reduction(+ : total) reduction(max : mx)
+    for (size_t i = c; i < end; ++i) {
+      const float v = exp_nonpos((z[i] - m) * scale);
+      e[i] = v;
+      total += to_fixed(v);
+      mx = v > mx ? v : mx;
+    }
+    if (chunk_max) chunk_max[c / kExpChunk] = mx;
   }
   return total;
+#endif
 }
 
 void tempered(const float* z, size_t n, float m, float inv_t, float* w) noexcept {
@@ -53,42 +141,317 @@ void tempered(const float* z, size_t n, float m, float inv_t, float* w) noexcept
   for (size_t i = 0; i < n; ++i) w[i] = exp_nonpos((z[i] - m) * inv_t);
 }
 
-void approx_masses(const float* e, size_t n, const float* tau, float* approx) noexcept {
-  const float t0 = tau[0], t1 = tau[1], t2 = tau[2], t3 = tau[3];
-  float m0 = 0, m1 = 0, m2 = 0, m3 = 0;
-#pragma omp simd reduction(+ : m0, m1, m2, m3)
-  for (size_t i = 0; i < n; ++i) {
-    const float v = e[i];
-    m0 += v >= t0 ? v : 0.0f;
-    m1 += v >= t1 ? v : 0.0f;
-    m2 += v >= t2 ? v : 0.0f;
-    m3 += v >= t3 ? v : 0.0f;
+void coarse_sample(const float* e, size_t n, float h, uint64_t* hist, uint64_t* sq, bool all) noexcept {
+  // Buckets and weights of 64 runs first, then their scatter: reading lanes back
+  // right after the vector store that wrote them would stall store forwarding.
+  constexpr size_t kRuns = 64;
+  uint64_t s = 0;
+  alignas(64) uint32_t bk[kRuns * kSampleRun];
+  alignas(64) uint64_t q[kRuns * kSampleRun];
+  const size_t blocks = all ? n / kSampleRun : n / kSampleBlock;
+  for (size_t blk0 = 0; blk0 < blocks; blk0 += kRuns) {
+    const size_t runs = blocks - blk0 < kRuns ? blocks - blk0 : kRuns;
+    for (size_t r = 0; r < runs; ++r) {
+      const float* x = e + (all ? (blk0 + r) * kSampleRun : sample_start(blk0 + r));
+      uint32_t* b = bk + r * kSampleRun;
+      uint64_t* w = q + r * kSampleRun;
+#if SUTRA_SAMPLE_AVX512
+      const __m512 v = _mm512_loadu_ps(x);
+      const __mmask16 light = _mm512_cmp_ps_mask(v, _mm512_set1_ps(h), _CMP_LT_OQ);
+      const __m512i d = _mm512_sub_epi32(_mm512_set1_epi32(static_cast<int>(kOneBits)), _mm512_castps_si512(v));
+      // float(d) rounded toward zero: its exponent and top five mantissa bits are coarse_bucket's.
+      const __m512 f = _mm512_cvt_roundepu32_ps(d, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+      const __m512i c =
+          _mm512_sub_epi32(_mm512_srli_epi32(_mm512_castps_si512(f), 18), _mm512_set1_epi32(127 * 32 - 1));
+      _mm512_store_si512(b, _mm512_maskz_mov_epi32(_mm512_test_epi32_mask(d, d), c));
+      const __m512i ql = _mm512_maskz_mov_epi64(static_cast<__mmask8>(light), fixed_lo(v));
+      const __m512i qh = _mm512_maskz_mov_epi64(static_cast<__mmask8>(light >> 8), fixed_hi(v));
+      _mm512_store_si512(w, ql);
+      _mm512_store_si512(w + 8, qh);
+      const __m512i sl = _mm512_srli_epi64(ql, 16), sh = _mm512_srli_epi64(qh, 16);
+      s += lane_sum(_mm512_add_epi64(_mm512_mullo_epi64(sl, sl), _mm512_mullo_epi64(sh, sh)));
+#elif defined(__AVX2__)
+      // float(d) rounded to nearest can land one bucket up at a bucket edge: the
+      // histogram is only an estimate (the exact pass decides), and it stays monotone.
+      for (size_t h8 = 0; h8 < kSampleRun; h8 += 8) {
+        const __m256i d = _mm256_sub_epi32(_mm256_set1_epi32(static_cast<int>(kOneBits)),
+                                           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + h8)));
+        const __m256i c = _mm256_sub_epi32(_mm256_srli_epi32(_mm256_castps_si256(_mm256_cvtepi32_ps(d)), 18),
+                                           _mm256_set1_epi32(127 * 32 - 1));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(b + h8),
+                            _mm256_andnot_si256(_mm256_cmpeq_epi32(d, _mm256_setzero_si256()), c));
+      }
+      for (size_t j = 0; j < kSampleRun; ++j) {
+        w[j] = to_fixed(x[j]) & (0 - static_cast<uint64_t>(x[j] < h));
+        s += (w[j] >> 16) * (w[j] >> 16);
+      }
+#else
+      for (size_t j = 0; j < kSampleRun; ++j) {
+        b[j] = coarse_bucket(kOneBits - float_to_bits(x[j]));
+        w[j] = to_fixed(x[j]) & (0 - static_cast<uint64_t>(x[j] < h));
+        s += (w[j] >> 16) * (w[j] >> 16);
+      }
+#endif
+    }
+    for (size_t j = 0; j < runs * kSampleRun; j += 4)  // four copies: runs of one bucket do not wait
+      for (size_t c = 0; c < 4; ++c) hist[c * kCoarseStride + bk[j + c]] += q[j + c];
   }
-  approx[0] = m0;
-  approx[1] = m1;
-  approx[2] = m2;
-  approx[3] = m3;
+  for (size_t i = all ? blocks * kSampleRun : n; i < n; ++i) {  // the tail of an exact count
+    const uint64_t w = to_fixed(e[i]) & (0 - static_cast<uint64_t>(e[i] < h));
+    hist[coarse_bucket(kOneBits - float_to_bits(e[i]))] += w;
+    s += (w >> 16) * (w >> 16);
+  }
+  *sq = s;
 }
 
-// Blocks of 16 are tested with one vector compare; only blocks with a hit are
-// scanned (the candidates are usually few).
-size_t select_at_least(const float* e, size_t n, float tau, int32_t* idx) noexcept {
+size_t split_band(const float* e, size_t n, float t_hi, float t_lo, uint32_t* band,
+                  uint64_t* masses, uint32_t* range) noexcept {
+#if SUTRA_SAMPLE_AVX512
+  const __m512 hi = _mm512_set1_ps(t_hi), lo = _mm512_set1_ps(t_lo);
+  __m512i a = _mm512_setzero_si512(), b = _mm512_setzero_si512();
+  __m512i vmin = _mm512_set1_epi32(-1), vmax = _mm512_setzero_si512();
+  size_t k = 0;
+  auto step = [&](__m512 v, __mmask16 t) {
+    const __mmask16 ma = _mm512_mask_cmp_ps_mask(t, v, hi, _CMP_GE_OQ);
+    const __mmask16 mb = _mm512_mask_cmp_ps_mask(t & ~ma, v, lo, _CMP_GE_OQ);
+    if (!(ma | mb)) return;
+    const __m512i ql = fixed_lo(v), qh = fixed_hi(v);
+    a = _mm512_mask_add_epi64(a, static_cast<__mmask8>(ma), a, ql);
+    a = _mm512_mask_add_epi64(a, static_cast<__mmask8>(ma >> 8), a, qh);
+    if (!mb) return;
+    b = _mm512_mask_add_epi64(b, static_cast<__mmask8>(mb), b, ql);
+    b = _mm512_mask_add_epi64(b, static_cast<__mmask8>(mb >> 8), b, qh);
+    _mm512_storeu_si512(band + k, _mm512_maskz_compress_epi32(mb, _mm512_castps_si512(v)));
+    k += static_cast<size_t>(__builtin_popcount(mb));
+    vmin = _mm512_mask_min_epu32(vmin, mb, vmin, _mm512_castps_si512(v));
+    vmax = _mm512_mask_max_epu32(vmax, mb, vmax, _mm512_castps_si512(v));
+  };
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) step(_mm512_loadu_ps(e + i), 0xFFFF);
+  if (i < n) step(_mm512_maskz_loadu_ps(tail_mask(n - i), e + i), tail_mask(n - i));
+  masses[0] = lane_sum(a);
+  masses[1] = lane_sum(b);
+  range[0] = static_cast<uint32_t>(_mm512_reduce_min_epu32(vmin));
+  range[1] = static_cast<uint32_t>(_mm512_reduce_max_epu32(vmax));
+  return k;
+#else
+  uint64_t a = 0, b = 0;
+#pragma omp simd reduction(+ : a, b)
+  for (size_t i = 0; i < n; ++i) {
+    const float v = e[i];
+    const uint64_t q = to_fixed(v);
+    a += q & (0 - static_cast<uint64_t>(v >= t_hi));
+    b += q & (0 - static_cast<uint64_t>((v >= t_lo) & (v < t_hi)));
+  }
+  masses[0] = a;
+  masses[1] = b;
   size_t k = 0, i = 0;
-  for (; i + 16 <= n; i += 16) {
+  for (; i + 16 <= n; i += 16) {  // blocks without a band value are skipped
     int hit = 0;
 #pragma omp simd reduction(| : hit)
-    for (size_t j = 0; j < 16; ++j) hit |= e[i + j] >= tau;
+    for (size_t j = i; j < i + 16; ++j) hit |= (e[j] >= t_lo) & (e[j] < t_hi);
     if (!hit) continue;
     for (size_t j = i; j < i + 16; ++j) {
-      idx[k] = static_cast<int32_t>(j);
-      k += e[j] >= tau;
+      band[k] = float_to_bits(e[j]);
+      k += (e[j] >= t_lo) & (e[j] < t_hi);
     }
   }
   for (; i < n; ++i) {
-    idx[k] = static_cast<int32_t>(i);
-    k += e[i] >= tau;
+    band[k] = float_to_bits(e[i]);
+    k += (e[i] >= t_lo) & (e[i] < t_hi);
   }
+  uint32_t lo = ~0u, hi = 0;
+  for (size_t j = 0; j < k; ++j) {
+    lo = band[j] < lo ? band[j] : lo;
+    hi = band[j] > hi ? band[j] : hi;
+  }
+  range[0] = lo;
+  range[1] = hi;
   return k;
+#endif
+}
+
+void band_hist(const uint32_t* vals, size_t count, uint32_t lo, int shift, uint64_t* hist, size_t nb,
+               bool unit) noexcept {
+  constexpr size_t kChunk = 1024;  // indices and weights first, then the scatter (see coarse_sample)
+  alignas(64) uint32_t bk[kChunk];
+  alignas(64) uint64_t q[kChunk];
+  for (size_t c0 = 0; c0 < count; c0 += kChunk) {
+    const size_t m = count - c0 < kChunk ? count - c0 : kChunk;
+    const uint32_t* v = vals + c0;
+#if SUTRA_SAMPLE_AVX512
+    const __m512i vlo = _mm512_set1_epi32(static_cast<int>(lo));
+    const __m128i sh = _mm_cvtsi32_si128(shift);
+    for (size_t j = 0; j < m; j += 16) {
+      const __mmask16 t = tail_mask(m - j);
+      const __m512i x = _mm512_maskz_loadu_epi32(t, v + j);
+      _mm512_store_si512(bk + j, _mm512_srl_epi32(_mm512_sub_epi32(x, vlo), sh));
+      _mm512_store_si512(q + j, unit ? _mm512_set1_epi64(1) : fixed_lo(_mm512_castsi512_ps(x)));
+      _mm512_store_si512(q + j + 8, unit ? _mm512_set1_epi64(1) : fixed_hi(_mm512_castsi512_ps(x)));
+    }
+#else
+    for (size_t j = 0; j < m; ++j) {
+      bk[j] = (v[j] - lo) >> shift;
+      q[j] = unit ? 1 : to_fixed(bits_to_float(v[j]));
+    }
+#endif
+    size_t j = 0;
+    for (; j + 4 <= m; j += 4)
+      for (size_t c = 0; c < 4; ++c) hist[c * nb + bk[j + c]] += q[j + c];
+    for (; j < m; ++j) hist[bk[j]] += q[j];
+  }
+}
+
+size_t band_filter(uint32_t* vals, size_t count, uint32_t lo, uint32_t hi) noexcept {
+  size_t k = 0;
+#if SUTRA_SAMPLE_AVX512
+  const __m512i vlo = _mm512_set1_epi32(static_cast<int>(lo)), vhi = _mm512_set1_epi32(static_cast<int>(hi));
+  for (size_t j = 0; j < count; j += 16) {  // k <= j: the store never passes the reads
+    const __mmask16 t = tail_mask(count - j);
+    const __m512i x = _mm512_maskz_loadu_epi32(t, vals + j);
+    const __mmask16 m = _mm512_mask_cmp_epu32_mask(t, x, vlo, _MM_CMPINT_NLT) &
+                        _mm512_cmp_epu32_mask(x, vhi, _MM_CMPINT_LE);
+    if (!m) continue;
+    _mm512_mask_storeu_epi32(vals + k, static_cast<__mmask16>((1u << __builtin_popcount(m)) - 1),
+                             _mm512_maskz_compress_epi32(m, x));
+    k += static_cast<size_t>(__builtin_popcount(m));
+  }
+#else
+  for (size_t j = 0; j < count; ++j) {
+    const uint32_t v = vals[j];
+    if (v >= lo && v <= hi) vals[k++] = v;
+  }
+#endif
+  return k;
+}
+
+size_t collect_keys(const float* z, size_t n, uint32_t key_lo, uint32_t* keys, uint32_t* range) noexcept {
+  size_t k = 0;
+#if SUTRA_SAMPLE_AVX512
+  const __m512i klo = _mm512_set1_epi32(static_cast<int>(key_lo));
+  __m512i vmin = _mm512_set1_epi32(-1), vmax = _mm512_setzero_si512();
+  for (size_t i = 0; i < n; i += 16) {
+    const __mmask16 tm = tail_mask(n - i);
+    // z + 0 turns -0 into +0 (they compare equal); negative keys flip all bits, others the sign.
+    const __m512i b = _mm512_castps_si512(_mm512_add_ps(_mm512_maskz_loadu_ps(tm, z + i), _mm512_setzero_ps()));
+    const __m512i key =
+        _mm512_xor_si512(b, _mm512_or_si512(_mm512_srai_epi32(b, 31), _mm512_set1_epi32(INT32_MIN)));
+    const __mmask16 m = _mm512_mask_cmp_epu32_mask(tm, key, klo, _MM_CMPINT_NLT);
+    if (!m) continue;
+    _mm512_storeu_si512(keys + k, _mm512_maskz_compress_epi32(m, key));
+    k += static_cast<size_t>(__builtin_popcount(m));
+    vmin = _mm512_mask_min_epu32(vmin, m, vmin, key);
+    vmax = _mm512_mask_max_epu32(vmax, m, vmax, key);
+  }
+  range[0] = static_cast<uint32_t>(_mm512_reduce_min_epu32(vmin));
+  range[1] = static_cast<uint32_t>(_mm512_reduce_max_epu32(vmax));
+#else
+  uint32_t lo = ~0u, hi = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const uint32_t key = z_key(z[i]);
+    keys[k] = key;
+    if (key >= key_lo) {
+      ++k;
+      lo = key < lo ? key : lo;
+      hi = key > hi ? key : hi;
+    }
+  }
+  range[0] = lo;
+  range[1] = hi;
+#endif
+  return k;
+}
+
+inline bool kept(const float* e, const float* z, size_t i, const KeepRule& k) noexcept {
+  return (e[i] >= k.thr) & ((z[i] > k.zk) | ((z[i] == k.zk) & (static_cast<int64_t>(i) <= k.ik)));
+}
+
+uint64_t tempered_blocks(const float* e, const float* z, size_t n, KeepRule k, float m, float inv_t,
+                         uint64_t* sums) noexcept {
+  uint64_t total = 0;
+  const bool plain = inv_t == 1.0f;
+#if SUTRA_SAMPLE_AVX512
+  const __m512 thr = _mm512_set1_ps(k.thr), zk = _mm512_set1_ps(k.zk);
+  const __m512i ik = _mm512_set1_epi32(static_cast<int32_t>(k.ik < INT32_MAX ? k.ik : INT32_MAX));
+  const bool top_k = k.zk != -kInf;  // without top-k every z passes its test
+  alignas(64) float w[kDrawBlock];
+  __mmask16 keeps[kDrawBlock / 16];
+  for (size_t b = 0; b < n; b += kDrawBlock) {
+    const size_t end = b + kDrawBlock < n ? b + kDrawBlock : n;
+    __m512i s = _mm512_setzero_si512();
+    __mmask16 any = 0;
+    for (size_t g = b; g < end; g += 16) {
+      const __mmask16 t = tail_mask(end - g);
+      __mmask16 keep = _mm512_mask_cmp_ps_mask(t, _mm512_maskz_loadu_ps(t, e + g), thr, _CMP_GE_OQ);
+      if (keep && top_k) {
+        const __m512 zv = _mm512_maskz_loadu_ps(t, z + g);
+        const __m512i iv = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(g)),
+                                            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+        keep &= _mm512_cmp_ps_mask(zv, zk, _CMP_GT_OQ) |
+                (_mm512_cmp_ps_mask(zv, zk, _CMP_EQ_OQ) & _mm512_cmp_epi32_mask(iv, ik, _MM_CMPINT_LE));
+      }
+      keeps[(g - b) / 16] = keep;
+      any |= keep;
+    }
+    if (any) {
+      // The whole block's exps in one vectorized loop, then the kept ones' sum
+      // (at T = 1 the weights are e itself: (z - m) * 1.0f == z - m).
+      const float* src = e + b;
+      if (!plain) {
+#pragma omp simd
+        for (size_t i = b; i < end; ++i) w[i - b] = exp_nonpos((z[i] - m) * inv_t);
+        src = w;
+      }
+      for (size_t g = b; g < end; g += 16) {
+        const __mmask16 keep = keeps[(g - b) / 16];
+        const __m512 v = _mm512_maskz_loadu_ps(keep, src + (g - b));
+        s = _mm512_mask_add_epi64(s, static_cast<__mmask8>(keep), s, fixed_lo(v));
+        s = _mm512_mask_add_epi64(s, static_cast<__mmask8>(keep >> 8), s, fixed_hi(v));
+      }
+    }
+    sums[b / kDrawBlock] = lane_sum(s);
+    total += sums[b / kDrawBlock];
+  }
+  return total;
+#endif
+  float wb[kDrawBlock];
+  for (size_t b = 0; b < n; b += kDrawBlock) {
+    const size_t end = b + kDrawBlock < n ? b + kDrawBlock : n;
+    int any = 0;
+#pragma omp simd reduction(| : any)
+    for (size_t i = b; i < end; ++i) any |= kept(e, z, i, k);
+    uint64_t s = 0;
+    if (any) {  // the whole block's weights in one vectorized loop, then the kept ones' sum
+      const float* src = e + b;
+      if (!plain) {
+#pragma omp simd
+        for (size_t i = b; i < end; ++i) wb[i - b] = exp_nonpos((z[i] - m) * inv_t);
+        src = wb;
+      }
+#pragma omp simd reduction(+ : s)
+      for (size_t i = b; i < end; ++i) s += to_fixed(src[i - b]) & (0 - static_cast<uint64_t>(kept(e, z, i, k)));
+    }
+    sums[b / kDrawBlock] = s;
+    total += s;
+  }
+  return total;
+}
+
+size_t tempered_find(const float* e, const float* z, size_t n, KeepRule k, float m, float inv_t,
+                     const uint64_t* sums, uint64_t r) noexcept {
+  uint64_t acc = 0;
+  size_t b = 0;
+  const size_t blocks = (n + kDrawBlock - 1) / kDrawBlock;
+  for (; b + 1 < blocks && acc + sums[b] <= r; ++b) acc += sums[b];
+  size_t last = n - 1;
+  const size_t end = (b + 1) * kDrawBlock < n ? (b + 1) * kDrawBlock : n;
+  for (size_t i = b * kDrawBlock; i < end; ++i) {
+    if (!kept(e, z, i, k)) continue;
+    acc += to_fixed(inv_t == 1.0f ? e[i] : exp_nonpos((z[i] - m) * inv_t));
+    last = i;
+    if (acc > r) return i;
+  }
+  return last;  // not reached: r < total
 }
 
 inline uint64_t kept_weight(const float* e, const float* w, const float* z, size_t i, const KeepRule& k) noexcept {
@@ -130,7 +493,8 @@ size_t find_draw(const float* e, const float* w, const float* z, size_t n, KeepR
 
 }  // namespace
 
-extern const KernelTable kTable = {&max_check,     &first_equal,     &exp_sum,    &tempered,
-                                   &approx_masses, &select_at_least, &kept_total, &find_draw};
+extern const KernelTable kTable = {&max_check,     &first_equal,   &collect_keys,  &group_max,     &nth_equal,     &exp_sum,    &tempered,
+                                   &coarse_sample, &split_band,    &band_hist,     &band_filter,
+                                   &tempered_blocks, &tempered_find, &kept_total,  &find_draw};
 
 }  // namespace sutra::sample::SUTRA_ISA_NS

@@ -4,26 +4,21 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
-#include <queue>
 #include <stdexcept>
 #include <string>
 
 #include "sample/fast_exp.h"
 #include "sample/kernels_table.h"
+#include "sample/top_p.h"
 
 namespace sutra::sample {
 namespace {
-
-constexpr int kBucketShift = 17;     // top-p histogram: float bits >> 17
-constexpr size_t kBuckets = (0x3F800000u >> kBucketShift) + 1;
 
 const KernelTable& kernels() { return SUTRA_ISA_SELECT(sutra::sample); }
 
 [[noreturn]] void bad(const std::string& name, const std::string& msg) {
   throw std::invalid_argument(name + " " + msg);
 }
-
-uint32_t float_bits(float x) noexcept { return float_to_bits(x); }
 
 }  // namespace
 
@@ -60,6 +55,10 @@ Sampler::Sampler(int64_t vocab_size, SamplerParams params)
   z_.resize(n);
   e_.resize(n);
   w_.resize(n);
+  sums_.resize(n / kDrawBlock + 1);
+  top_p_.band.resize(n + 16);  // + 16: vector compress stores whole vectors
+  top_p_.maxima.resize(n / 16 + 1);
+  chunk_max_.resize(n / kExpChunk + 1);
 }
 
 void Sampler::check(const float* logits, int64_t n, const PenaltyState* pen, float* max_out) const {
@@ -114,66 +113,17 @@ void Sampler::process(const float* logits, int64_t n, const PenaltyState* pen, f
 
 namespace {
 
-// Top-p cutoff: the largest value v among e with sum(to_fixed(e[e >= v])) >= target.
-// Candidates: the tokens with e >= tau for a threshold tau whose tokens surely
-// hold the target (a float estimate with a safety margin picks tau; a wrong
-// guess can only make the candidate set larger, never change the result).
-// Only the candidates are ordered. Fills idx with their indices, ascending.
-float top_p_cutoff(const float* e, size_t n, uint64_t target,
-                   std::vector<std::pair<float, uint64_t>>* cand, std::vector<int32_t>* idx,
-                   size_t* count_out) {
-  const KernelTable& K = kernels();
-  float tau = 0.0f;  // fallback: every token
-  if (target == 0) {
-    tau = 1.0f;  // the maximum (e == 1 exactly)
-  } else {
-    // float sums: relative error <= n * 2^-24; fixed-point rounding <= n / 2 units.
-    const double shrink = 1.0 - static_cast<double>(n) * 0x1.0p-23;
-    if (shrink > 0.5) {
-      float t[4], approx[4];
-      bool found = false;
-      for (int k = 1; k <= 20 && !found; k += 4) {  // thresholds 2^-2 ... 2^-40
-        for (int j = 0; j < 4; ++j) t[j] = std::ldexp(1.0f, -2 * std::min(k + j, 20));
-        K.approx_masses(e, n, t, approx);
-        for (int j = 0; j < 4 && !found; ++j) {
-          const double sure = static_cast<double>(approx[j]) * shrink * 0x1.0p40 - static_cast<double>(n);
-          if (sure >= static_cast<double>(target)) {
-            tau = t[j];
-            found = true;
-          }
-        }
-      }
-    }
-  }
-  idx->resize(n);
-  const size_t count = K.select_at_least(e, n, tau, idx->data());
-  *count_out = count;
-  auto* c = cand;
-  c->clear();
-  for (size_t k = 0; k < count; ++k) {
-    const float v = e[(*idx)[k]];
-    c->emplace_back(v, to_fixed(v));
-  }
-  uint64_t above = 0;  // mass of the candidates above the boundary bucket
-  if (c->size() > 2048) {
-    // Narrow down with a histogram on the float bits (monotonic for e >= 0).
-    std::vector<uint64_t> hist(kBuckets, 0);
-    for (const auto& [v, w] : *c) hist[float_bits(v) >> kBucketShift] += w;
-    size_t b = kBuckets - 1;
-    for (; b > 0 && above + hist[b] < target; --b) above += hist[b];
-    size_t k = 0;
-    for (const auto& x : *c)
-      if ((float_bits(x.first) >> kBucketShift) == b) (*c)[k++] = x;
-    c->resize(k);
-  }
-  std::sort(c->begin(), c->end(), [](const auto& x, const auto& y) { return x.first > y.first; });
-  uint64_t acc = above;
-  for (size_t k = 0; k < c->size();) {
-    const float v = (*c)[k].first;
-    for (; k < c->size() && (*c)[k].first == v; ++k) acc += (*c)[k].second;
-    if (acc >= target) return v;
-  }
-  return c->empty() ? 0.0f : c->back().first;  // not reached: the candidates hold the target
+// A z below which exp_nonpos(z - m) < thr surely: m + ln(thr) less a margin for
+// the float rounding of z - m and exp_nonpos's error (~3e-7 relative, which is
+// not monotone to the last bit). -inf for thr = 0.
+float z_floor(float thr, float m) noexcept {
+  if (!(thr > 0.0f)) return -std::numeric_limits<float>::infinity();
+  const double l = std::log(static_cast<double>(thr));
+  const double zl = static_cast<double>(m) + l - 1e-3 - (std::fabs(static_cast<double>(m)) + std::fabs(l)) * 0x1.0p-18;
+  if (zl < -static_cast<double>(std::numeric_limits<float>::max())) return -std::numeric_limits<float>::infinity();
+  float f = static_cast<float>(zl);
+  if (static_cast<double>(f) > zl) f = std::nextafter(f, -std::numeric_limits<float>::infinity());
+  return f;
 }
 
 // Smallest float f with double(f) >= x, for x in [0, 1].
@@ -210,7 +160,7 @@ int64_t Sampler::sample(const float* logits, int64_t n, const PenaltyState* pen,
   if (!filtered) {
     // Every token kept: only the weights w = exp((z - m) / T) are needed; they
     // also stand in for e in the keep test (w >= 0 always holds).
-    const uint64_t total = K.exp_sum(z, N, m, tempered ? inv_t : 1.0f, w_.data());
+    const uint64_t total = K.exp_sum(z, N, m, tempered ? inv_t : 1.0f, w_.data(), nullptr);
     const KeepRule all{0.0f, -std::numeric_limits<float>::infinity(), n};
     return static_cast<int64_t>(K.find_draw(w_.data(), w_.data(), z, N, all, rng.below(total)));
   }
@@ -220,69 +170,69 @@ int64_t Sampler::sample(const float* logits, int64_t n, const PenaltyState* pen,
   float* e = e_.data();
   uint64_t Q = 0;
   if (nucleus)
-    Q = K.exp_sum(z, N, m, 1.0f, e);
+    Q = K.exp_sum(z, N, m, 1.0f, e, chunk_max_.data());
   else
     K.tempered(z, N, m, 1.0f, e);
 
   // 8. Filters. top-p and min-p become one threshold on e; top-k a (zk, ik) pair.
   KeepRule rule{0.0f, -std::numeric_limits<float>::infinity(), n};
-  size_t ncand = 0;  // with top-p, every kept token is among idx_[0, ncand)
+  uint64_t cut_mass = 0;  // with top-p: the exact mass of e >= the cut-off (0: unknown)
+  float cut = 0.0f;
   if (nucleus) {
     const uint64_t target =
         std::min<uint64_t>(static_cast<uint64_t>(std::ceil(p.top_p * static_cast<double>(Q))), Q);
-    rule.thr = top_p_cutoff(e, N, target, &cand_, &idx_, &ncand);
+    if (target == 0) {
+      rule.thr = 1.0f;  // the tokens tied at the max (e == 1 exactly)
+    } else {
+      const TopPCutoff c = top_p_cutoff(e, chunk_max_.data(), N, target, Q, top_p_);
+      rule.thr = cut = c.value;
+      cut_mass = c.mass;
+    }
   }
   if (p.min_p > 0.0) rule.thr = std::max(rule.thr, float_at_least(p.min_p));
-  if (p.top_k > 0 && p.top_k < n) {
-    // The k-th best (z desc, index asc): a min-heap of the k best so far; a
-    // later index replaces the worst only with a strictly larger z.
-    const size_t k = static_cast<size_t>(p.top_k);
-    auto worse = [z](int32_t a, int32_t b) { return z[a] > z[b] || (z[a] == z[b] && a < b); };
-    std::vector<int32_t>& heap = heap_;
-    heap.clear();
-    for (size_t i = 0; i < k; ++i) heap.push_back(static_cast<int32_t>(i));
-    std::make_heap(heap.begin(), heap.end(), worse);
-    float worst = z[heap.front()];
-    for (size_t i = k; i < N; ++i) {
-      if (z[i] > worst) {
-        std::pop_heap(heap.begin(), heap.end(), worse);
-        heap.back() = static_cast<int32_t>(i);
-        std::push_heap(heap.begin(), heap.end(), worse);
-        worst = z[heap.front()];
+  const bool top_k = p.top_k > 0 && p.top_k < n;
+  if (top_k) {
+    // The k-th best (z desc, index asc). Candidates: the tokens with z >= z_lo,
+    // the best c tokens, where z_lo is at most the z of any token the other
+    // filters keep; if c < k top-k drops none of them. Else a radix select on
+    // their order keys. For a small k the candidates are first cut to those
+    // reaching the k-th largest maximum of disjoint groups of 16 tokens (k groups
+    // hold a token at least that large, so the k best all reach it).
+    const uint64_t k = static_cast<uint64_t>(p.top_k);
+    uint32_t key_lo = z_key(z_floor(rule.thr, m));
+    bool bounded = false;
+    if (k * 64 <= static_cast<uint64_t>(N)) {
+      const size_t groups = K.group_max(z, N, top_p_.maxima.data());
+      uint32_t lo = ~0u, hi = 0;
+      for (size_t g = 0; g < groups; ++g) {
+        lo = std::min(lo, top_p_.maxima[g]);
+        hi = std::max(hi, top_p_.maxima[g]);
       }
+      const uint32_t bound = kth_largest_key(top_p_.maxima.data(), groups, lo, hi, k, top_p_).key;
+      bounded = bound > key_lo;
+      key_lo = std::max(key_lo, bound);
     }
-    rule.zk = z[heap.front()];
-    rule.ik = heap.front();
+    uint32_t range[2];
+    uint32_t* keys = top_p_.band.data();
+    const size_t c = K.collect_keys(z, N, key_lo, keys, range);
+    if (c > k || (bounded && c == k)) {  // (bounded: at least k tokens reach the bound)
+      const KthKey kth = kth_largest_key(keys, c, range[0], range[1], k, top_p_);
+      rule.zk = key_to_z(kth.key);
+      rule.ik = static_cast<int64_t>(K.nth_equal(z, N, rule.zk, static_cast<size_t>(k - kth.larger)));
+    }
   }
 
   // 9-10. Weights (temperature applies here only), total and draw.
-  if (nucleus && ncand < N / 4) {  // every kept token is a candidate (ascending ids): skip full passes
-    const int32_t* c = idx_.data();
-    auto weight = [&](size_t i) -> uint64_t {
-      const bool keep = (e[i] >= rule.thr) &
-                        ((z[i] > rule.zk) | ((z[i] == rule.zk) & (static_cast<int64_t>(i) <= rule.ik)));
-      if (!keep) return 0;
-      return to_fixed(tempered ? exp_nonpos((z[i] - m) * inv_t) : e[i]);
-    };
-    uint64_t total = 0;
-    for (size_t k = 0; k < ncand; ++k) total += weight(static_cast<size_t>(c[k]));
-    if (total == 0) bad("logits", "leave no token with non-zero probability");  // the max is always kept
-    const uint64_t r = rng.below(total);
-    uint64_t acc = 0;
-    for (size_t k = 0; k < ncand; ++k) {
-      acc += weight(static_cast<size_t>(c[k]));
-      if (acc > r) return c[k];
-    }
-    return c[ncand - 1];  // unreachable
+  if (cut_mass != 0 && !tempered && !top_k && rule.thr == cut) {
+    // T = 1, top-p alone: the weights are to_fixed(e) and their total is known.
+    return static_cast<int64_t>(K.find_draw(e, e, z, N, rule, rng.below(cut_mass)));
   }
-  const float* w = e;
-  if (tempered) {
-    K.tempered(z, N, m, inv_t, w_.data());
-    w = w_.data();
-  }
-  const uint64_t total = K.kept_total(e, w, z, N, rule);
+  // Weights only in blocks that hold a kept token (exp((z - m) / T), or e at T = 1),
+  // summed per block of 256 so that the draw rescans one block.
+  const float scale = tempered ? inv_t : 1.0f;
+  const uint64_t total = K.tempered_blocks(e, z, N, rule, m, scale, sums_.data());
   if (total == 0) bad("logits", "leave no token with non-zero probability");  // the max is always kept
-  return static_cast<int64_t>(K.find_draw(e, w, z, N, rule, rng.below(total)));
+  return static_cast<int64_t>(K.tempered_find(e, z, N, rule, m, scale, sums_.data(), rng.below(total)));
 }
 
 }  // namespace sutra::sample

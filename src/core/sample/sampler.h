@@ -14,8 +14,9 @@
 //     top-p: target = min(ceil(top_p * double(Q)), Q) with Q = sum q; keep
 //       e >= the largest value v with sum(q[e >= v]) >= target (ties at the
 //       cutoff kept, as in the reference; top_p = 0 keeps the tokens tied at
-//       the max; top_p = 1 keeps everything);
-//     top-k: keep the k largest z (ties: lower index first); 0 = off;
+//       the max; top_p = 1 keeps everything) -- found without sorting, top_p.h;
+//     top-k: keep the k largest z (ties: lower index first); 0 = off (a radix
+//       select on order keys of z, top_p.h);
 //     min-p: keep e >= min_p (e = p / p_max);
 //  9. weights: w = q for T = 1, else rint(exp((z - m) * float32(1/T)) * 2^40)
 //     (= p^(1/T) up to a constant: temperature after top-p, as the reference);
@@ -29,6 +30,7 @@
 
 #include "sample/penalty_state.h"
 #include "sample/rng.h"
+#include "sample/top_p.h"
 
 namespace sutra::sample {
 
@@ -66,9 +68,9 @@ class Sampler {
   bool modifies(const PenaltyState* pen) const noexcept;
   void apply(const PenaltyState* pen, float* z) const noexcept;
 
-  std::vector<float> z_, e_, w_;
-  std::vector<std::pair<float, uint64_t>> cand_;
-  std::vector<int32_t> idx_, heap_;
+  std::vector<float> z_, e_, w_, chunk_max_;
+  std::vector<uint64_t> sums_;
+  TopPScratch top_p_;
   // vocab_size <= 2^22 keeps every sum of fixed-point weights (<= 2^40 each) below 2^63.
 };
 
