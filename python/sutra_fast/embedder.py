@@ -13,7 +13,6 @@ arena), and pooling / normalisation / Matryoshka run in compiled kernels.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -23,7 +22,7 @@ from typing import Iterable, Optional, Sequence, Union
 import numpy as np
 
 from sutra_fast import kernels
-from sutra_fast.convert import MANIFEST, QUANTIZE_MODES, sentence_transformers_settings
+from sutra_fast.model_folder import MANIFEST, QUANTIZE_MODES, sentence_transformers_settings
 from sutra_fast.wordpiece import WordPieceTokenizer
 
 __all__ = ["Embedder"]
@@ -52,6 +51,8 @@ def _read_json(path: Path) -> dict:
 
 def _convert_into_cache(folder: Path, quantize: Optional[str]) -> Path:
     """Convert a HF folder (safetensors) on first use, cached by path and file stamps."""
+    import hashlib
+
     from sutra_fast.convert import convert
     from sutra_fast.default_model import _file_lock, cache_dir
 
