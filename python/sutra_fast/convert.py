@@ -36,7 +36,7 @@ import numpy as np
 from sutra_fast import onnx_graph, onnx_proto
 from sutra_fast._version import __version__
 from sutra_fast.model_folder import (  # noqa: F401  (re-exported: public names)
-    EXTERNAL_DATA, MANIFEST, MANIFEST_FORMAT, POOLING_MODES, QUANTIZE_MODES,
+    EXTERNAL_DATA, INT8_RECIPE_VERSION, MANIFEST, MANIFEST_FORMAT, POOLING_MODES, QUANTIZE_MODES,
     read_json as _read_json, sentence_transformers_settings)
 from sutra_fast.safetensors_io import SafetensorsFile
 
@@ -189,5 +189,6 @@ def _int8_recipe(cfg, weight, tok_path: Path, max_length: int, texts):
             rows[f"layer.{i}.down"] = np.abs(W.linear(f"encoder.layer.{i}.output.dense")[0]).max(axis=1)
     recipe = onnx_graph.Int8Recipe(smooth=calibrate.smoothing_factors(maxima, rows),
                                    down_dynamic=down_dynamic)
-    return recipe, {"source": source, "alpha": calibrate.ALPHA, "down_block": recipe.down_block,
+    return recipe, {"recipe_version": INT8_RECIPE_VERSION, "source": source,
+                    "alpha": calibrate.ALPHA, "down_block": recipe.down_block,
                     "down_dynamic": list(down_dynamic)}

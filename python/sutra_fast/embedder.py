@@ -22,7 +22,8 @@ from typing import Iterable, Optional, Sequence, Union
 import numpy as np
 
 from sutra_fast import kernels
-from sutra_fast.model_folder import MANIFEST, QUANTIZE_MODES, sentence_transformers_settings
+from sutra_fast.model_folder import (MANIFEST, QUANTIZE_MODES, cache_suffix,
+                                     sentence_transformers_settings)
 from sutra_fast.wordpiece import WordPieceTokenizer
 
 __all__ = ["Embedder"]
@@ -60,7 +61,7 @@ def _convert_into_cache(folder: Path, quantize: Optional[str]) -> Path:
 
     st = (folder / "model.safetensors").stat()
     key = hashlib.sha256(f"{folder.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
-    name = f"{folder.resolve().name}-{key}" + (f"-{quantize}" if quantize else "")
+    name = f"{folder.resolve().name}-{key}" + cache_suffix(quantize)
     models = cache_dir() / "models"
     target = models / name
     if (target / MANIFEST).is_file():

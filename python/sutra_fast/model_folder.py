@@ -15,6 +15,15 @@ EXTERNAL_DATA = "model.onnx.data"  # weights beside the graph (memory-mapped by 
 MANIFEST_FORMAT = "sutra_fast.embedding/1"
 QUANTIZE_MODES = (None, "int8")
 POOLING_MODES = ("mean", "cls", "max")
+# Bumped when the int8 graph recipe changes, so cached int8 conversions made by
+# an older sutra_fast are not reused (2: fused Q/K/V, dynamic FFN-down in the
+# last layers).
+INT8_RECIPE_VERSION = 2
+
+
+def cache_suffix(quantize) -> str:
+    """Suffix of a cached conversion's folder name: "" for fp32, "-int8r2" for int8."""
+    return f"-{quantize}r{INT8_RECIPE_VERSION}" if quantize == "int8" else ""
 
 
 def read_json(path: Path) -> dict:
