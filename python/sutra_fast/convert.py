@@ -180,15 +180,14 @@ def _int8_recipe(cfg, weight, tok_path: Path, max_length: int, texts):
         None if texts is None else list(texts))
     del calib_model
     W = onnx_graph._Weights(cfg, weight)
-    down_dynamic = onnx_graph.Int8Recipe.default_down_dynamic(cfg.num_layers)
     rows = {}
     for i in range(cfg.num_layers):
         rows[f"layer.{i}.attn"] = np.abs(W.qkv(i)[0]).max(axis=1)
         rows[f"layer.{i}.ffn"] = np.abs(W.linear(f"encoder.layer.{i}.intermediate.dense")[0]).max(axis=1)
-        if i in down_dynamic:
-            rows[f"layer.{i}.down"] = np.abs(W.linear(f"encoder.layer.{i}.output.dense")[0]).max(axis=1)
+    k = onnx_graph.Int8Recipe.DOWN_OUTLIERS
+    outliers = {i: np.sort(np.argsort(-maxima[f"calib.layer.{i}.down"], kind="stable")[:k])
+                for i in range(cfg.num_layers)}
     recipe = onnx_graph.Int8Recipe(smooth=calibrate.smoothing_factors(maxima, rows),
-                                   down_dynamic=down_dynamic)
+                                   down_outliers=outliers)
     return recipe, {"recipe_version": INT8_RECIPE_VERSION, "source": source,
-                    "alpha": calibrate.ALPHA, "down_block": recipe.down_block,
-                    "down_dynamic": list(down_dynamic)}
+                    "alpha": calibrate.ALPHA, "down_fp32_channels": k}

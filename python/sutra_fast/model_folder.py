@@ -16,8 +16,8 @@ MANIFEST_FORMAT = "sutra_fast.embedding/1"
 QUANTIZE_MODES = (None, "int8")
 POOLING_MODES = ("mean", "cls", "max")
 # Bumped when the int8 graph recipe changes, so cached int8 conversions made by
-# an older sutra_fast are not reused (2: fused Q/K/V, dynamic FFN-down in the
-# last layers).
+# an older sutra_fast are not reused (2: fused Q/K/V; FFN-down dynamic int8
+# with its outlier channels in fp32, no MatMulNBits).
 INT8_RECIPE_VERSION = 2
 
 

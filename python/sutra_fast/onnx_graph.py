@@ -129,32 +129,27 @@ _ACTIVATIONS: dict[str, Callable[[_Graph, str], str]] = {
 
 @dataclass
 class Int8Recipe:
-    """How the int8 graph is built (measured in docs/readme_embedder.md).
+    """How the int8 graph is built (measured in the README, "int8").
 
-    * Q/K/V, attention-output and FFN-up MatMuls: int8 weights per output
-      column, activations quantised per tensor at run time (ORT
-      DynamicQuantizeMatMul: u8 x s8 on VNNI/AVX2 integer units).
+    * Q/K/V (one [D, 3D] MatMul: the three share one activation scale, so the
+      input is quantised once), attention-output and FFN-up MatMuls: int8
+      weights per output column, activations quantised per tensor at run
+      time (ORT DynamicQuantizeMatMul: u8 x s8 on VNNI/AVX2 integer units).
     * Before the Q/K/V and FFN-up MatMuls the activation channels are divided
       by SmoothQuant factors ``smooth[...]`` (and the weight rows multiplied by
       them), which tames BERT's outlier channels; the factors come from
       calibration (:mod:`sutra_fast.calibrate`).
-    * FFN-down (input: the GELU output, the most outlier-heavy): 8-bit
-      blockwise weights with per-row, per-block int8 activations (ORT
-      MatMulNBits, accuracy_level 4), block ``down_block`` - except in the
-      layers listed in ``down_dynamic``, where it is smoothed (key
-      ``layer.{i}.down``) dynamic int8 like the others: ~1.7x faster than
-      MatMulNBits on this CPU, and the late layers tolerate it (measured).
-    * Q/K/V are one [D, 3D] MatMul: the three shared one activation scale
-      anyway, so this quantises the input once instead of three times.
+    * FFN-down (input: the GELU output, the most outlier-heavy): the channels
+      in ``down_outliers[layer]`` (the calibrated largest, ``DOWN_OUTLIERS``
+      of them) stay fp32 in a small MatMul; with them out of the way the
+      other channels take per-tensor dynamic int8 like the rest (no
+      smoothing). The intermediate channels are permuted at build time so
+      the fp32 ones come first (one Split, no gather at run time).
     """
-    smooth: dict[str, np.ndarray] = field(default_factory=dict)  # "layer.{i}.attn|ffn|down"
-    down_block: int = 256
-    down_dynamic: tuple[int, ...] = ()
+    DOWN_OUTLIERS = 64
 
-    @staticmethod
-    def default_down_dynamic(num_layers: int) -> tuple[int, ...]:
-        """The last third of the layers (MiniLM-L6: layers 4 and 5)."""
-        return tuple(range(num_layers - num_layers // 3, num_layers))
+    smooth: dict[str, np.ndarray] = field(default_factory=dict)  # "layer.{i}.attn|ffn"
+    down_outliers: dict[int, np.ndarray] = field(default_factory=dict)
 
 
 def build_bert(cfg: BertConfig, weight: Callable[[str], np.ndarray], *,
@@ -242,26 +237,6 @@ def _dynamic_q8(g: _Graph, x: str, name: str, wt: np.ndarray, b: np.ndarray) -> 
                  g.const(name + ".bias", b), domain="com.microsoft")
 
 
-def _matmul_nbits(g: _Graph, x: str, name: str, wt: np.ndarray, block: int) -> str:
-    """x @ wt with 8-bit blockwise symmetric weights (ORT MatMulNBits).
-
-    Each run of ``block`` input rows of each output column gets its own scale;
-    accuracy_level 4 makes ORT quantise the activations per row and block to
-    int8 too and multiply on the integer units.
-    """
-    K, N = wt.shape
-    nb = -(-K // block)
-    w = np.zeros((nb * block, N), np.float32)
-    w[:K] = wt
-    w = w.T.reshape(N, nb, block)                      # [N, blocks, block]
-    amax = np.abs(w).max(axis=2)
-    scale = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
-    q = np.clip(np.rint(w / scale[:, :, None]), -127, 127).astype(np.int16) + 128
-    return g.add("MatMulNBits", x, g.const(name + ".weight_q8", q.astype(np.uint8)),
-                 g.const(name + ".weight_scale", scale.reshape(-1)), domain="com.microsoft",
-                 K=K, N=N, bits=8, block_size=block, accuracy_level=4)
-
-
 def _plain_body(g: _Graph, cfg: BertConfig, W: _Weights, *, fuse_qkv: bool,
                 int8: Int8Recipe | None, taps: list[str] | None) -> str:
     D, H = cfg.hidden_size, cfg.num_heads
@@ -272,14 +247,21 @@ def _plain_body(g: _Graph, cfg: BertConfig, W: _Weights, *, fuse_qkv: bool,
         return g.add("LayerNormalization", x, g.const(prefix + ".weight", W(prefix + ".weight")),
                      g.const(prefix + ".bias", W(prefix + ".bias")), axis=-1, epsilon=eps)
 
-    def dense(x: str, name: str, wt: np.ndarray, b: np.ndarray, how: str = "dynamic") -> str:
-        if int8 is None:
-            y = g.add("MatMul", x, g.const(name + ".weight_t", wt))
-        elif how == "dynamic":
+    def dense(x: str, name: str, wt: np.ndarray, b: np.ndarray) -> str:
+        if int8 is not None:
             return _dynamic_q8(g, x, name, wt, b)
-        else:
-            y = _matmul_nbits(g, x, name, wt, int8.down_block)
+        y = g.add("MatMul", x, g.const(name + ".weight_t", wt))
         return g.add("Add", y, g.const(name + ".bias", b))
+
+    def dense_down(h: str, name: str, wt: np.ndarray, b: np.ndarray, first_fp32: int) -> str:
+        # int8 FFN-down: rows [0, first_fp32) of wt meet the outlier channels in fp32.
+        if int8 is None or not first_fp32:
+            return dense(h, name, wt, b)
+        rest = wt.shape[0] - first_fp32
+        h32, h8 = g.add("Split", h, g.const(name + ".split", np.array([first_fp32, rest], np.int64)),
+                        n_out=2, axis=-1)
+        y32 = g.add("MatMul", h32, g.const(name + ".weight_fp32", np.ascontiguousarray(wt[:first_fp32])))
+        return g.add("Add", _dynamic_q8(g, h8, name, np.ascontiguousarray(wt[first_fp32:]), b), y32)
 
     def smooth(x: str, key: str, weights: list[np.ndarray]) -> tuple[str, list[np.ndarray]]:
         # x / s feeds the MatMuls, whose weight rows are multiplied by s: same product.
@@ -343,15 +325,15 @@ def _plain_body(g: _Graph, cfg: BertConfig, W: _Weights, *, fuse_qkv: bool,
 
         tap(x, f"calib.layer.{i}.ffn")
         w1, b1 = W.linear(f"{p}.intermediate.dense")
+        w2, b2 = W.linear(f"{p}.output.dense")
+        outliers = np.asarray(int8.down_outliers.get(i, []) if int8 is not None else [], np.int64)
+        if outliers.size:  # intermediate channels reordered: the fp32 ones first
+            order = np.concatenate([outliers, np.setdiff1d(np.arange(w1.shape[1]), outliers)])
+            w1, b1, w2 = w1[:, order], b1[order], w2[order]
         xf, (w1,) = smooth(x, f"layer.{i}.ffn", [w1])
         h = _ACTIVATIONS[cfg.hidden_act](g, dense(xf, f"{p}.intermediate.dense", w1, b1))
         tap(h, f"calib.layer.{i}.down")
-        w2, b2 = W.linear(f"{p}.output.dense")
-        down_dyn = int8 is not None and i in int8.down_dynamic
-        if down_dyn:
-            h, (w2,) = smooth(h, f"layer.{i}.down", [w2])
-        a = g.add("Add", dense(h, f"{p}.output.dense", w2, b2,
-                               how="dynamic" if down_dyn else "blockwise"), x)
+        a = g.add("Add", dense_down(h, f"{p}.output.dense", w2, b2, int(outliers.size)), x)
         x = layer_norm(a, f"{p}.output.LayerNorm")
     return x
 
