@@ -143,8 +143,9 @@ class Int8Recipe:
       in ``down_outliers[layer]`` (the calibrated largest, ``DOWN_OUTLIERS``
       of them) stay fp32 in a small MatMul; with them out of the way the
       other channels take per-tensor dynamic int8 like the rest (no
-      smoothing). The intermediate channels are permuted at build time so
-      the fp32 ones come first (one Split, no gather at run time).
+      smoothing). The FFN-up MatMul is cut in two the same way (its outlier
+      columns and the rest, both int8 with the same input scale), so there is
+      no Split or gather of the intermediate activations at run time.
     """
     DOWN_OUTLIERS = 64
 
@@ -253,15 +254,19 @@ def _plain_body(g: _Graph, cfg: BertConfig, W: _Weights, *, fuse_qkv: bool,
         y = g.add("MatMul", x, g.const(name + ".weight_t", wt))
         return g.add("Add", y, g.const(name + ".bias", b))
 
-    def dense_down(h: str, name: str, wt: np.ndarray, b: np.ndarray, first_fp32: int) -> str:
-        # int8 FFN-down: rows [0, first_fp32) of wt meet the outlier channels in fp32.
-        if int8 is None or not first_fp32:
-            return dense(h, name, wt, b)
-        rest = wt.shape[0] - first_fp32
-        h32, h8 = g.add("Split", h, g.const(name + ".split", np.array([first_fp32, rest], np.int64)),
-                        n_out=2, axis=-1)
-        y32 = g.add("MatMul", h32, g.const(name + ".weight_fp32", np.ascontiguousarray(wt[:first_fp32])))
-        return g.add("Add", _dynamic_q8(g, h8, name, np.ascontiguousarray(wt[first_fp32:]), b), y32)
+    def ffn(i: int, xf: str, name_up: str, w1: np.ndarray, b1: np.ndarray, name_down: str,
+            w2: np.ndarray, b2: np.ndarray, n_fp32: int) -> str:
+        act = _ACTIVATIONS[cfg.hidden_act]
+        if int8 is None or not n_fp32:
+            h = act(g, dense(xf, name_up, w1, b1))
+            tap(h, f"calib.layer.{i}.down")
+            return dense(h, name_down, w2, b2)
+        # int8 with outlier channels: the first n_fp32 intermediate channels are made by
+        # their own (int8) MatMul and meet FFN-down in fp32; the rest go int8 throughout.
+        h32 = act(g, dense(xf, name_up + ".fp32part", np.ascontiguousarray(w1[:, :n_fp32]), b1[:n_fp32]))
+        h8 = act(g, dense(xf, name_up, np.ascontiguousarray(w1[:, n_fp32:]), b1[n_fp32:]))
+        y32 = g.add("MatMul", h32, g.const(name_down + ".weight_fp32", np.ascontiguousarray(w2[:n_fp32])))
+        return g.add("Add", _dynamic_q8(g, h8, name_down, np.ascontiguousarray(w2[n_fp32:]), b2), y32)
 
     def smooth(x: str, key: str, weights: list[np.ndarray]) -> tuple[str, list[np.ndarray]]:
         # x / s feeds the MatMuls, whose weight rows are multiplied by s: same product.
@@ -331,9 +336,8 @@ def _plain_body(g: _Graph, cfg: BertConfig, W: _Weights, *, fuse_qkv: bool,
             order = np.concatenate([outliers, np.setdiff1d(np.arange(w1.shape[1]), outliers)])
             w1, b1, w2 = w1[:, order], b1[order], w2[order]
         xf, (w1,) = smooth(x, f"layer.{i}.ffn", [w1])
-        h = _ACTIVATIONS[cfg.hidden_act](g, dense(xf, f"{p}.intermediate.dense", w1, b1))
-        tap(h, f"calib.layer.{i}.down")
-        a = g.add("Add", dense_down(h, f"{p}.output.dense", w2, b2, int(outliers.size)), x)
+        a = g.add("Add", ffn(i, xf, f"{p}.intermediate.dense", w1, b1, f"{p}.output.dense", w2, b2,
+                             int(outliers.size)), x)
         x = layer_norm(a, f"{p}.output.LayerNorm")
     return x
 
