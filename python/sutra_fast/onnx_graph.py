@@ -7,7 +7,7 @@ measurement against the alternatives kept here for the benchmark record:
 ``"plain_qkv"`` (one [D, 3D] MatMul for Q/K/V) and ``"fused"`` (the ORT contrib
 ops EmbedLayerNormalization / Attention / SkipLayerNormalization / BiasGelu that
 ORT's offline transformer optimiser aims for); all three ran within noise of
-each other single-threaded, and plain is the most portable (docs/readme_embedder.md).
+each other single-threaded, and plain is the most portable (README, "Conversion").
 
 One change versus a literal export, exact in real arithmetic: the
 1/sqrt(head_dim) attention scale is folded into the query weights and bias.
