@@ -127,6 +127,24 @@ def test_load_errors(tmp_path, converted):
         Embedder.load(converted, quantize="int8")   # an ONNX-only folder cannot be re-quantised
 
 
+def test_import_and_load_stay_lean(converted):
+    # Cold start: `import sutra_fast` imports no ML runtime, and loading a converted
+    # model imports neither the converter nor the RWKV side.
+    code = ("import sys, sutra_fast as sf\n"
+            "before = set(sys.modules)\n"
+            f"sf.Embedder.load({str(converted)!r}, threads=1).embed('warm')\n"
+            "print(sorted(before)); print(sorted(sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=dict(os.environ, PYTHONPATH=PYTHON_DIR)).stdout.splitlines()
+    before, after = eval(out[0]), eval(out[1])
+    for name in ("onnxruntime", "numpy", "aiohttp", "sutra_fast.embedder", "sutra_fast.generator"):
+        assert name not in before, name
+    for name in ("sutra_fast.convert", "sutra_fast.onnx_graph", "sutra_fast.generator",
+                 "sutra_fast.reference", "subprocess", "zipfile", "aiohttp"):
+        assert name not in after, name
+    assert "onnxruntime" in after and "sutra_fast.embedder" in after
+
+
 def test_sentence_transformers_onnx_layout(tmp_path, converted, vecs, texts):
     # The layout sentence-transformers publishes: onnx/model.onnx + tokenizer at the root.
     d = tmp_path / "st_layout"

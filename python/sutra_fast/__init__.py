@@ -6,17 +6,39 @@ Runtime settings read at import:
 """
 from __future__ import annotations
 
+import importlib as _importlib
 import os as _os
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from sutra_fast._version import __version__
 from sutra_fast import _core
-from sutra_fast import kernels, reference
-from sutra_fast.wordpiece import WordPieceTokenizer
-from sutra_fast.world_tokenizer import WorldTokenizer
-from sutra_fast.sampler import PenaltyState, Rng, Sampler
-from sutra_fast.generator import Generator, RwkvState
-from sutra_fast.generation import GenerationResult, TokenStream
-from sutra_fast.embedder import Embedder
+
+# The public names are imported on first use (PEP 562), so `import sutra_fast`
+# costs ~2 ms instead of ~50 ms and an embedding process never imports the RWKV
+# or conversion modules (cold start to the first embedding counts every ms).
+_LAZY = {
+    "kernels": None,
+    "reference": None,
+    "WordPieceTokenizer": "wordpiece",
+    "WorldTokenizer": "world_tokenizer",
+    "PenaltyState": "sampler",
+    "Rng": "sampler",
+    "Sampler": "sampler",
+    "Generator": "generator",
+    "RwkvState": "generator",
+    "GenerationResult": "generation",
+    "TokenStream": "generation",
+    "Embedder": "embedder",
+}
+
+if _TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ does this
+    from sutra_fast import kernels, reference
+    from sutra_fast.wordpiece import WordPieceTokenizer
+    from sutra_fast.world_tokenizer import WorldTokenizer
+    from sutra_fast.sampler import PenaltyState, Rng, Sampler
+    from sutra_fast.generator import Generator, RwkvState
+    from sutra_fast.generation import GenerationResult, TokenStream
+    from sutra_fast.embedder import Embedder
 
 __all__ = [
     "__version__",
@@ -37,6 +59,22 @@ __all__ = [
     "TokenStream",
     "Embedder",
 ]
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'sutra_fast' has no attribute {name!r}")
+    module = _LAZY[name]
+    if module is None:
+        value = _importlib.import_module(f"sutra_fast.{name}")
+    else:
+        value = getattr(_importlib.import_module(f"sutra_fast.{module}"), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 
 def cpu_info() -> dict:

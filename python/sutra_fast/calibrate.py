@@ -11,7 +11,7 @@ Calibration text: sentences from the docstrings of the Python standard
 library's *packages* (asyncio, email, json, unittest, ...; read with ``ast``,
 never imported), which ship with every Python that has its sources. Where the
 sources are absent, random vocabulary tokens stand in (measured: a bit less
-accurate, still within the int8 bound; see docs/readme_embedder.md).
+accurate, still within the int8 bound; see the README, "int8").
 """
 from __future__ import annotations
 

@@ -35,71 +35,14 @@ import numpy as np
 
 from sutra_fast import onnx_graph, onnx_proto
 from sutra_fast._version import __version__
+from sutra_fast.model_folder import (  # noqa: F401  (re-exported: public names)
+    EXTERNAL_DATA, INT8_RECIPE_VERSION, MANIFEST, MANIFEST_FORMAT, POOLING_MODES, QUANTIZE_MODES,
+    read_json as _read_json, sentence_transformers_settings)
 from sutra_fast.safetensors_io import SafetensorsFile
 
-MANIFEST = "sutra_manifest.json"
-EXTERNAL_DATA = "model.onnx.data"  # weights beside the graph (memory-mapped by ORT)
-MANIFEST_FORMAT = "sutra_fast.embedding/1"
-QUANTIZE_MODES = (None, "int8")
-POOLING_MODES = ("mean", "cls", "max")
 _COPY = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json",
          "config.json", "modules.json", "sentence_bert_config.json",
          "config_sentence_transformers.json")
-
-
-# ------------------------------------------------------------ folder metadata
-
-def _read_json(path: Path) -> dict:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: invalid JSON ({e})") from None
-
-
-def sentence_transformers_settings(folder: str | os.PathLike) -> dict:
-    """Pooling, normalisation and max length the way sentence-transformers reads them.
-
-    Returns ``{"pooling", "normalize", "max_length", "pooling_dir"}``;
-    ``max_length`` is None when the folder does not say (no sentence_bert_config.json).
-    """
-    folder = Path(folder)
-    pooling_dir, normalize = "1_Pooling", None
-    modules_path = folder / "modules.json"
-    if modules_path.is_file():
-        modules = _read_json(modules_path)
-        types = [m.get("type", "") for m in modules]
-        normalize = any(t.endswith(".Normalize") for t in types)
-        for m in modules:
-            t = m.get("type", "")
-            if t.endswith(".Pooling"):
-                pooling_dir = m.get("path") or pooling_dir
-            elif not (t.endswith(".Transformer") or t.endswith(".Normalize")):
-                raise ValueError(f"{modules_path}: unsupported sentence-transformers module {t!r} "
-                                 "(supported: Transformer, Pooling, Normalize)")
-    pooling = "mean"
-    pool_cfg_path = folder / pooling_dir / "config.json"
-    if pool_cfg_path.is_file():
-        pc = _read_json(pool_cfg_path)
-        mode = pc.get("pooling_mode")
-        if mode is None:
-            on = [k for k in ("cls_token", "mean_tokens", "max_tokens", "mean_sqrt_len_tokens",
-                              "weightedmean_tokens", "lasttoken") if pc.get("pooling_mode_" + k)]
-            if len(on) != 1:
-                raise ValueError(f"{pool_cfg_path}: expected exactly one pooling mode, got {on}")
-            mode = on[0]
-        mode = {"cls_token": "cls", "mean_tokens": "mean", "max_tokens": "max"}.get(mode, mode)
-        if mode not in POOLING_MODES:
-            raise ValueError(f"{pool_cfg_path}: unsupported pooling mode {mode!r} "
-                             f"(supported: {', '.join(POOLING_MODES)})")
-        pooling = mode
-    max_length = None
-    sbc = folder / "sentence_bert_config.json"
-    if sbc.is_file():
-        v = _read_json(sbc).get("max_seq_length")
-        max_length = int(v) if v else None
-    return {"pooling": pooling, "normalize": True if normalize is None else normalize,
-            "max_length": max_length, "pooling_dir": pooling_dir}
 
 
 def _require(folder: Path, *names: str) -> Path:
@@ -241,5 +184,10 @@ def _int8_recipe(cfg, weight, tok_path: Path, max_length: int, texts):
     for i in range(cfg.num_layers):
         rows[f"layer.{i}.attn"] = np.abs(W.qkv(i)[0]).max(axis=1)
         rows[f"layer.{i}.ffn"] = np.abs(W.linear(f"encoder.layer.{i}.intermediate.dense")[0]).max(axis=1)
-    recipe = onnx_graph.Int8Recipe(smooth=calibrate.smoothing_factors(maxima, rows))
-    return recipe, {"source": source, "alpha": calibrate.ALPHA, "down_block": recipe.down_block}
+    k = onnx_graph.Int8Recipe.DOWN_OUTLIERS
+    outliers = {i: np.sort(np.argsort(-maxima[f"calib.layer.{i}.down"], kind="stable")[:k])
+                for i in range(cfg.num_layers)}
+    recipe = onnx_graph.Int8Recipe(smooth=calibrate.smoothing_factors(maxima, rows),
+                                   down_outliers=outliers)
+    return recipe, {"recipe_version": INT8_RECIPE_VERSION, "source": source,
+                    "alpha": calibrate.ALPHA, "down_fp32_channels": k}

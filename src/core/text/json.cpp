@@ -82,6 +82,18 @@ class Parser {
     } else if (c == '-' || (c >= '0' && c <= '9')) {
       v.type = Json::Type::Number;
       const std::size_t start = i_;
+      // Fast path for the common case (every vocabulary id): a plain non-negative
+      // integer of up to 15 digits, exact in a double, no string copy.
+      double small = 0.0;
+      while (i_ < s_.size() && s_[i_] >= '0' && s_[i_] <= '9' && i_ - start < 15)
+        small = small * 10.0 + (s_[i_++] - '0');
+      const bool leading_zero = s_[start] == '0' && i_ - start > 1;
+      if (i_ > start && !leading_zero &&
+          (i_ >= s_.size() || std::string_view("+-.eE0123456789").find(s_[i_]) == std::string_view::npos)) {
+        v.number = small;
+        return v;
+      }
+      i_ = start;
       while (i_ < s_.size() && (std::string_view("+-.eE0123456789").find(s_[i_]) != std::string_view::npos)) ++i_;
       const std::string num(s_.substr(start, i_ - start));
       char* end = nullptr;
@@ -112,10 +124,15 @@ class Parser {
     std::string out;
     for (;;) {
       if (i_ >= s_.size()) fail("unterminated string");
+      // Copy the run up to the next quote, backslash or control character at once.
+      std::size_t j = i_;
+      while (j < s_.size() && s_[j] != '"' && s_[j] != '\\' && static_cast<unsigned char>(s_[j]) >= 0x20) ++j;
+      out.append(s_.data() + i_, j - i_);
+      i_ = j;
+      if (i_ >= s_.size()) fail("unterminated string");
       const char c = s_[i_++];
       if (c == '"') return out;
       if (static_cast<unsigned char>(c) < 0x20) fail("control character in string");
-      if (c != '\\') { out.push_back(c); continue; }
       if (i_ >= s_.size()) fail("unterminated escape");
       const char e = s_[i_++];
       switch (e) {

@@ -142,7 +142,13 @@ WordPieceTokenizer WordPieceTokenizer::from_tokenizer_json(std::string_view json
   if (const Json* m = model->find("max_input_chars_per_word"); m && !m->is_null())
     t.max_chars_ = static_cast<std::size_t>(L::as_id(*m, path, "model.max_input_chars_per_word"));
   const Json& vocab = L::member(*model, "vocab", Json::Type::Object, path, "model");
-  for (const auto& kv : vocab.object) t.add_vocab(kv.first, L::as_id(kv.second, path, "vocab id of '" + kv.first + "'"));
+  for (const auto& kv : vocab.object) {
+    const Json& id = kv.second;  // the error text is built only when it is needed
+    const bool ok = id.type == Json::Type::Number && id.number >= 0 && id.number <= 16777216.0 &&
+                    std::floor(id.number) == id.number;
+    t.add_vocab(kv.first, ok ? static_cast<int32_t>(id.number)
+                             : L::as_id(id, path, "vocab id of '" + kv.first + "'"));
+  }
 
   L::normalizer(t, root.find("normalizer"), path);
   const Json* pre = root.find("pre_tokenizer");

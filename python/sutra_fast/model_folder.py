@@ -1,0 +1,79 @@
+"""What a model folder says about itself: the sutra_fast manifest's constants and
+the sentence-transformers settings (pooling, normalisation, max length).
+
+Kept apart from :mod:`sutra_fast.convert` so that loading an already converted
+model imports none of the graph-building code.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+MANIFEST = "sutra_manifest.json"
+EXTERNAL_DATA = "model.onnx.data"  # weights beside the graph (memory-mapped by ORT)
+MANIFEST_FORMAT = "sutra_fast.embedding/1"
+QUANTIZE_MODES = (None, "int8")
+POOLING_MODES = ("mean", "cls", "max")
+# Bumped when the int8 graph recipe changes, so cached int8 conversions made by
+# an older sutra_fast are not reused (2: fused Q/K/V; FFN-down dynamic int8
+# with its outlier channels in fp32, no MatMulNBits).
+INT8_RECIPE_VERSION = 2
+
+
+def cache_suffix(quantize) -> str:
+    """Suffix of a cached conversion's folder name: "" for fp32, "-int8r2" for int8."""
+    return f"-{quantize}r{INT8_RECIPE_VERSION}" if quantize == "int8" else ""
+
+
+def read_json(path: Path) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: invalid JSON ({e})") from None
+
+
+def sentence_transformers_settings(folder: str | os.PathLike) -> dict:
+    """Pooling, normalisation and max length the way sentence-transformers reads them.
+
+    Returns ``{"pooling", "normalize", "max_length", "pooling_dir"}``;
+    ``max_length`` is None when the folder does not say (no sentence_bert_config.json).
+    """
+    folder = Path(folder)
+    pooling_dir, normalize = "1_Pooling", None
+    modules_path = folder / "modules.json"
+    if modules_path.is_file():
+        modules = read_json(modules_path)
+        types = [m.get("type", "") for m in modules]
+        normalize = any(t.endswith(".Normalize") for t in types)
+        for m in modules:
+            t = m.get("type", "")
+            if t.endswith(".Pooling"):
+                pooling_dir = m.get("path") or pooling_dir
+            elif not (t.endswith(".Transformer") or t.endswith(".Normalize")):
+                raise ValueError(f"{modules_path}: unsupported sentence-transformers module {t!r} "
+                                 "(supported: Transformer, Pooling, Normalize)")
+    pooling = "mean"
+    pool_cfg_path = folder / pooling_dir / "config.json"
+    if pool_cfg_path.is_file():
+        pc = read_json(pool_cfg_path)
+        mode = pc.get("pooling_mode")
+        if mode is None:
+            on = [k for k in ("cls_token", "mean_tokens", "max_tokens", "mean_sqrt_len_tokens",
+                              "weightedmean_tokens", "lasttoken") if pc.get("pooling_mode_" + k)]
+            if len(on) != 1:
+                raise ValueError(f"{pool_cfg_path}: expected exactly one pooling mode, got {on}")
+            mode = on[0]
+        mode = {"cls_token": "cls", "mean_tokens": "mean", "max_tokens": "max"}.get(mode, mode)
+        if mode not in POOLING_MODES:
+            raise ValueError(f"{pool_cfg_path}: unsupported pooling mode {mode!r} "
+                             f"(supported: {', '.join(POOLING_MODES)})")
+        pooling = mode
+    max_length = None
+    sbc = folder / "sentence_bert_config.json"
+    if sbc.is_file():
+        v = read_json(sbc).get("max_seq_length")
+        max_length = int(v) if v else None
+    return {"pooling": pooling, "normalize": True if normalize is None else normalize,
+            "max_length": max_length, "pooling_dir": pooling_dir}
