@@ -96,6 +96,23 @@ def test_truncated_files_are_clean_errors(tmp_path, sd, fmt, keep):
         sf.Generator.load(cut)
 
 
+@pytest.mark.parametrize("field_offset, value, what", [
+    (6, 64, "zip file version 6.4"),   # version needed to extract (the fuzz test's find)
+    (10, 99, "compression type 99"),   # compression method
+    (8, 1, "encrypted"),               # general purpose flags: encrypted
+])
+def test_damaged_zip_headers_are_value_errors(tmp_path, sd, field_offset, value, what):
+    """zipfile raises NotImplementedError / RuntimeError, not BadZipFile, for these
+    (central directory) fields; the loader must still answer ValueError."""
+    data = bytearray(rc.write_pth(tmp_path / "m.pth", sd).read_bytes())
+    at = data.index(b"PK\x01\x02")  # the first central directory entry: data.pkl
+    data[at + field_offset: at + field_offset + 2] = value.to_bytes(2, "little")
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="corrupt zip archive"):
+        sf.Generator.load(bad)
+
+
 def test_corrupted_bytes_never_crash(tmp_path, sd):
     data = bytearray(rc.write_safetensors(tmp_path / "m.safetensors", sd).read_bytes())
     rng = np.random.default_rng(0)

@@ -15,6 +15,7 @@ import pickle
 import re
 import struct
 import zipfile
+import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -233,7 +234,10 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
         if path.suffix == ".pth":
             raise ValueError(f"{path}: not a torch zip archive (starts with {magic!r})")
         return _read_safetensors(path)
-    except zipfile.BadZipFile as e:
+    # zipfile's own complaints about a damaged archive: a bad structure, a member
+    # "needing" a newer zip version or another compression (NotImplementedError),
+    # a flagged password (RuntimeError), corrupt compressed data (zlib.error).
+    except (zipfile.BadZipFile, NotImplementedError, RuntimeError, zlib.error, EOFError) as e:
         raise ValueError(f"{path}: corrupt zip archive: {e}") from None
 
 
