@@ -167,7 +167,7 @@ template <int TBMax = 6, int NPMax = 2, typename F>
 inline void tiles(int64_t p0, int64_t p1, int64_t T, const F& f) noexcept {
   if (T == 1) {
     int64_t p = p0;
-    for (; p + 4 <= p1; p += 4) f.template run<4, 1>(p, 0);
+    for (; p + kGroup <= p1; p += kGroup) f.template run<kGroup, 1>(p, 0);
     for (; p < p1; ++p) f.template run<1, 1>(p, 0);
     return;
   }
@@ -286,7 +286,7 @@ inline void gemm_bf16_widen(const uint16_t* P, int64_t Kp, int64_t K, int64_t p0
                             int64_t R, const float* X, const uint16_t*, const uint16_t*, int64_t T,
                             float* Y, int64_t ldy) noexcept {
   // Prefill: 4 panels (a whole interleaved group) x 3 tokens (4 x 6 spills).
-  tiles<3, 4>(p0, p1, T, TileBf16Widen{P, Kp, K, R, X, Y, ldy});
+  tiles<3, kGroup>(p0, p1, T, TileBf16Widen{P, Kp, K, R, X, Y, ldy});
 }
 
 #if defined(__AVX512BF16__)
@@ -320,7 +320,7 @@ inline void gemm_bf16_dp(const uint16_t* P, int64_t Kp, int64_t K, int64_t p0, i
   if (T == 1 && Xh != nullptr && Xl != nullptr) {
     int64_t p = p0;
     const TileBf16Dp f{P, Kp, R, Xh, Xl, Y};
-    for (; p + 4 <= p1; p += 4) f.run<4, 1>(p, 0);
+    for (; p + kGroup <= p1; p += kGroup) f.run<kGroup, 1>(p, 0);
     for (; p < p1; ++p) f.run<1, 1>(p, 0);
     return;
   }
@@ -359,7 +359,7 @@ struct TileI8 {
       for (int n = 0; n < NP; ++n) W[n] = P + i8_weights(p + n, b * kQBlock, nb);
       for (int64_t k = b * kQBlock; k < (b + 1) * kQBlock; k += 4) {
         __m512i w[NP];
-        for (int n = 0; n < NP; ++n) w[n] = _mm512_loadu_si512(W[n] + (k - b * kQBlock) * stride(4));
+        for (int n = 0; n < NP; ++n) w[n] = _mm512_loadu_si512(W[n] + (k - b * kQBlock) * kI8Stride);
         for (int t = 0; t < TB; ++t) {
           const int64_t o = (t0 + t) * Kp + k;
           const __m512i uh = _mm512_set1_epi32(static_cast<int>(load_u32(Uh + o)));
@@ -394,7 +394,7 @@ inline void gemm_i8_vnni(const int8_t* P, int64_t Kp, int64_t p0, int64_t p1, in
   // Prefill: 4 panels (a whole interleaved group) x 2 tokens, so that the
   // 4 x 2 x 2 integer and 4 x 2 float accumulators stay in registers (2 panels x 6
   // tokens spilled: ~30 % slower; 2 panels x 3 tokens: ~10 % slower than this).
-  tiles<2, 4>(p0, p1, T, TileI8{P, Kp, R, Uh, Ul, xs, Y, ldy});
+  tiles<2, kGroup>(p0, p1, T, TileI8{P, Kp, R, Uh, Ul, xs, Y, ldy});
 }
 #define SUTRA_RWKV_I8_VNNI &gemm_i8_vnni
 #endif  // __AVX512VNNI__

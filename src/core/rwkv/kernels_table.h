@@ -9,12 +9,13 @@
 // decode streams the panels linearly (memory-bound GEMV, no horizontal sums) and
 // prefill reuses each weight vector for several tokens held in registers.
 //
-// int8 and bf16 panels are stored in groups of 4, interleaved vector by vector,
-// so that decode, which runs 4 panels at a time, reads one sequential stream
-// (measured on the 65536 x 768 head here, one process, alternating: int8 GEMV
-// ~18 -> ~22 GB/s; fp32 lost ~20% that way, so fp32 keeps one panel per group):
-//   element (panel p, input k, output lane l) with G inputs per vector is at
-//   panel_offset(p, Kp, G) + (k / G) * G * stride(G) + l * G + k % G.
+// Decode runs kGroup panels at a time, so storage keeps a group's panels in one
+// sequential stream (measured on the 65536 x 768 head here, old and new layout
+// alternating: int8 GEMV ~18 -> ~22 GB/s; fp32 lost ~20% that way, so fp32
+// keeps one panel per group).
+//   fp32 / bf16: element (panel p, input k, output lane l), G inputs per vector
+//   (1 fp32, 2 bf16), is at panel_offset(p, Kp, G) + (k / G) * G * stride(G) + l * G + k % G.
+//   int8: see i8_weights / i8_scales below.
 #pragma once
 #include <cstdint>
 
@@ -23,8 +24,10 @@
 namespace sutra::rwkv {
 
 constexpr int64_t kPanel = 16;   // output rows per panel
-// Panels per interleaved group for G inputs per vector (1 fp32, 2 bf16, 4 int8).
-constexpr int64_t group(int64_t G) noexcept { return G == 1 ? 1 : 4; }
+constexpr int kGroup = 4;        // panels per decode tile and per interleaved group
+
+// fp32 (G = 1): one panel per group; bf16 (G = 2): kGroup panels interleaved.
+constexpr int64_t group(int64_t G) noexcept { return G == 1 ? 1 : kGroup; }
 // Elements from input k to input k + 1 of a panel.
 constexpr int64_t stride(int64_t G) noexcept { return kPanel * group(G); }
 // Element offset of panel p's first vector.
@@ -37,24 +40,26 @@ constexpr int64_t packed_size(int64_t panels, int64_t Kp, int64_t G) noexcept {
 }
 constexpr int64_t kQBlock = 32;  // int8: inputs sharing one weight scale / activation scale
 
-// int8 storage is one sequential stream per group of 4 panels: for each block of
-// kQBlock inputs, the group's weights (kQBlock / 4 vectors of 64 bytes per panel,
-// interleaved as above), then its 4 x 16 bf16 scales, then its 4 x 16 int16 row
-// sums (scales and row sums in separate arrays cost the decode kernel 2 streams).
-constexpr int64_t kI8Weights = kQBlock * kPanel * 4;           // bytes of weights per block
-constexpr int64_t kI8Block = kI8Weights + 4 * kPanel * 2 * 2;  // + scales + row sums
-constexpr int64_t kI8RowSums = 4 * kPanel * 2;                 // row sums after the scales
+// int8 storage is one sequential stream per group of kGroup panels: for each
+// block of kQBlock inputs, the group's weights (per 4 inputs one 64-byte vector
+// per panel, [16 lanes][4 inputs]), then its kGroup x 16 bf16 scales, then its
+// kGroup x 16 int16 row sums (scales and row sums in separate arrays cost the
+// decode kernel 2 more streams).
+constexpr int64_t kI8Stride = kPanel * kGroup;                    // bytes from input k to k + 1
+constexpr int64_t kI8Weights = kQBlock * kI8Stride;               // bytes of weights per block
+constexpr int64_t kI8RowSums = kGroup * kPanel * 2;               // row sums after the scales
+constexpr int64_t kI8Block = kI8Weights + 2 * kI8RowSums;         // + scales + row sums
 // Byte offset of panel p's weights for inputs k .. k + 3 (k % 4 == 0).
 constexpr int64_t i8_weights(int64_t p, int64_t k, int64_t nb) noexcept {
-  return ((p / 4) * nb + k / kQBlock) * kI8Block + (k % kQBlock) / 4 * 4 * kPanel * 4 +
-         (p % 4) * kPanel * 4;
+  return ((p / kGroup) * nb + k / kQBlock) * kI8Block + (k % kQBlock) * kI8Stride +
+         (p % kGroup) * kPanel * 4;
 }
 // Byte offset of panel p's 16 bf16 scales of block b; its row sums follow at +kI8RowSums.
 constexpr int64_t i8_scales(int64_t p, int64_t b, int64_t nb) noexcept {
-  return ((p / 4) * nb + b) * kI8Block + kI8Weights + (p % 4) * kPanel * 2;
+  return ((p / kGroup) * nb + b) * kI8Block + kI8Weights + (p % kGroup) * kPanel * 2;
 }
 constexpr int64_t i8_size(int64_t panels, int64_t nb) noexcept {
-  return (panels + 3) / 4 * nb * kI8Block;
+  return (panels + kGroup - 1) / kGroup * nb * kI8Block;
 }
 // int8 activations are ~16-bit integers X in [-kXMax, kXMax], fed to the u8 x s8
 // dot products as two u8 digits: X = 254 (hi - 128) + (lo - 128), hi in [1, 255],

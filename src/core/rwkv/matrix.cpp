@@ -91,11 +91,10 @@ Matrix::Matrix(const TensorView& src, Precision p, bool transposed, bool exact_i
   const int64_t group = p == Precision::f32 ? 1 : p == Precision::bf16 ? 2 : kQBlock;
   kp_ = (K + group - 1) / group * group;
   const int64_t Kp = kp_, nb = Kp / kQBlock;
-  const auto n = static_cast<std::size_t>(packed_size(panels_, Kp, p == Precision::f32 ? 1 : p == Precision::bf16 ? 2 : 4));
   if (p == Precision::f32) {
-    f32_.resize(n);
+    f32_.resize(static_cast<std::size_t>(packed_size(panels_, Kp, 1)));
   } else if (p == Precision::bf16) {
-    bf16_.resize(n);
+    bf16_.resize(static_cast<std::size_t>(packed_size(panels_, Kp, 2)));
   } else {
     i8_.resize(static_cast<std::size_t>(i8_size(panels_, nb)));
   }
@@ -222,14 +221,14 @@ void matmul_batch(const MatJob* jobs, int n, int64_t T, int threads) {
   double work = 0.0;
   for (int j = 0; j < n; ++j) {
     jobs[j].W->prepare(jobs[j].X, T, prep[j]);
-    // Each job starts at a multiple of 4 panels and pieces are multiples of 4, so
-    // that the 4-panel decode kernels stay on whole interleaved groups.
-    start[j + 1] = start[j] + (jobs[j].W->panels() + 3) / 4 * 4;
+    // Each job starts at a multiple of kGroup panels and pieces are multiples of
+    // kGroup, so that the decode kernels stay on whole interleaved groups.
+    start[j + 1] = start[j] + (jobs[j].W->panels() + kGroup - 1) / kGroup * kGroup;
     work += static_cast<double>(jobs[j].W->panels() * kPanel * jobs[j].W->cols() * T);
   }
   const int64_t total = start[n];
   if (total == 0) return;
-  parallel_rows(total, 4, work / static_cast<double>(total), threads, [&](int64_t g0, int64_t g1) {
+  parallel_rows(total, kGroup, work / static_cast<double>(total), threads, [&](int64_t g0, int64_t g1) {
     for (int j = 0; j < n; ++j) {
       const int64_t a = std::max(g0, start[j]), b = std::min(g1, start[j] + jobs[j].W->panels());
       if (a < b) jobs[j].W->run(jobs[j].X, prep[j], T, a - start[j], b - start[j], jobs[j].Y);
