@@ -30,7 +30,7 @@ RESCORE = 64           # int8: the best logits recomputed from the head's own ro
 
 def top_k_indices(x: np.ndarray, k: int) -> np.ndarray:
     """Indices of the k largest x; among equal values the lower index wins."""
-    return np.lexsort((np.arange(len(x)), -x))[:k]
+    return np.argsort(-x, kind="stable")[:k]
 
 
 def _bf16_round_up(x: np.ndarray) -> np.ndarray:
