@@ -356,6 +356,13 @@ def _fused_body(g: _Graph, cfg: BertConfig, W: _Weights) -> str:
                                       "embeddings.LayerNorm.weight",
                                       "embeddings.LayerNorm.bias")),
         mask, n_out=2, domain=ms, epsilon=eps)
+
+    def skip_layer_norm(h: str, x: str, ln: str, bias_name: str, bias) -> str:
+        """LayerNorm(h + bias + x) as one fused op (the dense layer's bias folded in)."""
+        return g.add("SkipLayerNormalization", h, x, g.const(ln + ".weight", W(ln + ".weight")),
+                     g.const(ln + ".bias", W(ln + ".bias")), g.const(bias_name, bias),
+                     domain=ms, epsilon=eps)
+
     for i in range(cfg.num_layers):
         p = f"encoder.layer.{i}"
         wqkv, bqkv = W.qkv(i)
@@ -365,17 +372,12 @@ def _fused_body(g: _Graph, cfg: BertConfig, W: _Weights) -> str:
                   num_heads=cfg.num_heads, scale=1.0)
         wo, bo = W.linear(f"{p}.attention.output.dense")
         a = g.add("MatMul", a, g.const(f"{p}.attention.output.dense.weight_t", wo))
-        ln = f"{p}.attention.output.LayerNorm"
-        x = g.add("SkipLayerNormalization", a, x, g.const(ln + ".weight", W(ln + ".weight")),
-                  g.const(ln + ".bias", W(ln + ".bias")),
-                  g.const(f"{p}.attention.output.dense.bias", bo), domain=ms, epsilon=eps)
+        x = skip_layer_norm(a, x, f"{p}.attention.output.LayerNorm",
+                            f"{p}.attention.output.dense.bias", bo)
         w1, b1 = W.linear(f"{p}.intermediate.dense")
         h = g.add("MatMul", x, g.const(f"{p}.intermediate.dense.weight_t", w1))
         h = g.add("BiasGelu", h, g.const(f"{p}.intermediate.dense.bias", b1), domain=ms)
         w2, b2 = W.linear(f"{p}.output.dense")
         h = g.add("MatMul", h, g.const(f"{p}.output.dense.weight_t", w2))
-        ln = f"{p}.output.LayerNorm"
-        x = g.add("SkipLayerNormalization", h, x, g.const(ln + ".weight", W(ln + ".weight")),
-                  g.const(ln + ".bias", W(ln + ".bias")),
-                  g.const(f"{p}.output.dense.bias", b2), domain=ms, epsilon=eps)
+        x = skip_layer_norm(h, x, f"{p}.output.LayerNorm", f"{p}.output.dense.bias", b2)
     return x
