@@ -50,6 +50,14 @@ def bad(field: str, message: str) -> ApiError:
     return ApiError(422, f"'{field}' {message}", "invalid_value", param=field)
 
 
+def _in_range(field: str, v, lo, hi):
+    if lo is not None and v < lo:
+        raise bad(field, f"must be >= {lo}, got {v}")
+    if hi is not None and v > hi:
+        raise bad(field, f"must be <= {hi}, got {v}")
+    return v
+
+
 def get_bool(body: dict, field: str, default: bool) -> bool:
     v = body.get(field, _MISSING)
     if v is _MISSING or v is None:
@@ -66,11 +74,7 @@ def get_int(body: dict, field: str, default, *, lo=None, hi=None):
     if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, float) and not v.is_integer()):
         raise bad(field, f"must be an integer, got {_kind(v)} {json.dumps(v)}")
     v = int(v)
-    if lo is not None and v < lo:
-        raise bad(field, f"must be >= {lo}, got {v}")
-    if hi is not None and v > hi:
-        raise bad(field, f"must be <= {hi}, got {v}")
-    return v
+    return _in_range(field, v, lo, hi)
 
 
 def get_float(body: dict, field: str, default, *, lo=None, hi=None):
@@ -82,11 +86,7 @@ def get_float(body: dict, field: str, default, *, lo=None, hi=None):
     v = float(v)
     if v != v or v in (float("inf"), float("-inf")):
         raise bad(field, "must be a finite number")
-    if lo is not None and v < lo:
-        raise bad(field, f"must be >= {lo}, got {v}")
-    if hi is not None and v > hi:
-        raise bad(field, f"must be <= {hi}, got {v}")
-    return v
+    return _in_range(field, v, lo, hi)
 
 
 def get_str(body: dict, field: str, default, *, choices=None):
