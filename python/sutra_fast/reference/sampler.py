@@ -81,8 +81,8 @@ def exp_nonpos(x: np.ndarray) -> np.ndarray:
     n = (t + h("0x1.8p+23")) - h("0x1.8p+23")
     r = x - n * h("0x1.62e4p-1")
     r = r - n * h("0x1.7f7d1cp-20")
-    p = h("0x1.a01a02p-13")
-    for c in ("0x1.6c16c2p-10", "0x1.111112p-7", "0x1.555556p-5", "0x1.555556p-3", "0x1p-1", "0x1p+0", "0x1p+0"):
+    p = h("0x1.106186p-7")  # exp(r) ~ 1 + r + c2 r^2 + ... + c5 r^5, c2..c5 minimax
+    for c in ("0x1.572bccp-5", "0x1.5557b4p-3", "0x1.fffdf8p-2", "0x1p+0", "0x1p+0"):
         p = p * r + h(c)
     scale = ((n.astype(np.int32) + 127) << 23).astype(np.int32).view(F32)
     return np.where(ok, p * scale, F32(0.0)).astype(F32)

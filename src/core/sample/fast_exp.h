@@ -1,7 +1,11 @@
 // exp(x) for x <= 0 in float32 with a fixed sequence of IEEE operations
 // (no FMA, no library call) so that numpy float32 arithmetic in the Python
-// twin reproduces every bit. Relative error ~3e-7. Returns 0 for x < -80
-// (and for -inf / NaN), which keeps every intermediate a normal number.
+// twin reproduces every bit. x = n ln2 + r, |r| <= ln2 / 2 (Cody-Waite, n
+// rounded to nearest even), exp(r) by a degree-5 polynomial 1 + r + c2 r^2 + ...
+// whose c2..c5 minimise the relative error on that interval; relative error
+// < 2e-7 overall, exp(0) == 1 and exp(x) <= 1. Returns 0 for x < -80 (and for
+// -inf / NaN), which keeps every result a normal number. The AVX-512 kernels
+// compute the same bits with vrndscaleps / vscalefps (kernels_isa.cpp: exp16).
 // Constants are hex literals so both sides read the same float32 values.
 #pragma once
 #include <cstdint>
@@ -20,20 +24,26 @@ inline uint32_t float_to_bits(float f) noexcept {
   return b;
 }
 
+constexpr float kLog2e = 0x1.715476p+0f;
+constexpr float kLn2Hi = 0x1.62e4p-1f;      // n * it is exact for |n| < 2^9
+constexpr float kLn2Lo = 0x1.7f7d1cp-20f;
+constexpr float kExpC2 = 0x1.fffdf8p-2f;     // minimax on [-0.3473, 0.3473]
+constexpr float kExpC3 = 0x1.5557b4p-3f;
+constexpr float kExpC4 = 0x1.572bccp-5f;
+constexpr float kExpC5 = 0x1.106186p-7f;
+
 // Branch-free (bit masks instead of selects) so loops over it vectorize.
 inline float exp_nonpos(float x) noexcept {
   const uint32_t mask = 0u - static_cast<uint32_t>(x >= -80.0f);  // all ones if in range
   x = bits_to_float(float_to_bits(x) & mask);                     // out of range -> 0
-  const float t = x * 0x1.715476p+0f;              // x / ln 2
-  const float n = (t + 0x1.8p+23f) - 0x1.8p+23f;   // round to nearest integer (1.5 * 2^23 trick)
-  float r = x - n * 0x1.62e4p-1f;                  // ln 2, high part: n * it is exact
-  r = r - n * 0x1.7f7d1cp-20f;                     // ln 2, low part
-  float p = 0x1.a01a02p-13f;                       // Taylor series of exp(r), |r| <= 0.35
-  p = p * r + 0x1.6c16c2p-10f;
-  p = p * r + 0x1.111112p-7f;
-  p = p * r + 0x1.555556p-5f;
-  p = p * r + 0x1.555556p-3f;
-  p = p * r + 0.5f;
+  const float t = x * kLog2e;                      // x / ln 2
+  const float n = (t + 0x1.8p+23f) - 0x1.8p+23f;   // round to nearest even (1.5 * 2^23 trick)
+  float r = x - n * kLn2Hi;
+  r = r - n * kLn2Lo;
+  float p = kExpC5;                                // exp(r) ~ 1 + r + c2 r^2 + ... + c5 r^5
+  p = p * r + kExpC4;
+  p = p * r + kExpC3;
+  p = p * r + kExpC2;
   p = p * r + 1.0f;
   p = p * r + 1.0f;
   const float scale = bits_to_float(static_cast<uint32_t>((static_cast<int32_t>(n) + 127) << 23));  // 2^n

@@ -22,15 +22,26 @@ namespace {
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
-// Max is exact in any order; NaN is flagged, not compared.
-float max_check(const float* x, size_t n, size_t* bad) noexcept {
+// Max is exact in any order; NaN is flagged, not compared. copy (may be null)
+// receives x in the same pass.
+float max_check(const float* x, size_t n, size_t* bad, float* copy) noexcept {
   float m = -kInf;
   int b = 0;
+  if (copy) {
 #pragma omp simd reduction(max : m) reduction(| : b)
-  for (size_t i = 0; i < n; ++i) {
-    const float v = x[i];
-    b |= !(v < kInf) & (v != -kInf);
-    m = v > m ? v : m;
+    for (size_t i = 0; i < n; ++i) {
+      const float v = x[i];
+      copy[i] = v;
+      b |= !(v < kInf) & (v != -kInf);
+      m = v > m ? v : m;
+    }
+  } else {
+#pragma omp simd reduction(max : m) reduction(| : b)
+    for (size_t i = 0; i < n; ++i) {
+      const float v = x[i];
+      b |= !(v < kInf) & (v != -kInf);
+      m = v > m ? v : m;
+    }
   }
   *bad = static_cast<size_t>(b);
   return m;
@@ -98,20 +109,42 @@ inline uint64_t lane_sum(__m512i v) noexcept {
 inline __mmask16 tail_mask(size_t left) noexcept {
   return left >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1);
 }
+// fast_exp.h's exp_nonpos on 16 lanes, the same bits in ~18 instead of ~28
+// instructions: vrndscaleps rounds to nearest even as the 1.5 * 2^23 trick does,
+// vscalefps multiplies by 2^n exactly (every result is normal), and the lanes
+// out of range are zeroed by the mask at the end instead of on the way in.
+inline __m512 exp16(__m512 x) noexcept {
+  const __mmask16 ok = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-80.0f), _CMP_GE_OQ);
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(kLog2e)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_sub_ps(x, _mm512_mul_ps(n, _mm512_set1_ps(kLn2Hi)));
+  r = _mm512_sub_ps(r, _mm512_mul_ps(n, _mm512_set1_ps(kLn2Lo)));
+  __m512 p = _mm512_set1_ps(kExpC5);
+  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(kExpC4));
+  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(kExpC3));
+  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(kExpC2));
+  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f));
+  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f));
+  return _mm512_maskz_scalef_ps(ok, p, n);
+}
+// exp((z[i..i+16) - m) * s) on the lanes of t, 0 on the others (s = 1: x * 1.0f == x).
+inline __m512 exp_at(const float* z, __mmask16 t, __m512 m, __m512 s) noexcept {
+  return _mm512_maskz_mov_ps(t, exp16(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(t, z), m), s)));
+}
 #endif
 
 uint64_t exp_sum(const float* z, size_t n, float m, float scale, float* e, float* chunk_max) noexcept {
 #if SUTRA_SAMPLE_AVX512
-  // Chunks: the exp loop vectorizes as written (faster here than the same steps
-  // in intrinsics); vcvtps2uqq then sums the fixed-point weights.
+  // One pass: exp, store, fixed-point sum (vcvtps2uqq) and chunk max.
+  const __m512 vm = _mm512_set1_ps(m), vs = _mm512_set1_ps(scale);
   __m512i acc = _mm512_setzero_si512();
   for (size_t c = 0; c < n; c += kExpChunk) {
     const size_t end = c + kExpChunk < n ? c + kExpChunk : n;
-#pragma omp simd
-    for (size_t i = c; i < end; ++i) e[i] = exp_nonpos((z[i] - m) * scale);
     __m512 mx = _mm512_setzero_ps();
     for (size_t i = c; i < end; i += 16) {
-      const __m512 v = _mm512_maskz_loadu_ps(tail_mask(end - i), e + i);
+      const __mmask16 t = tail_mask(end - i);
+      const __m512 v = exp_at(z + i, t, vm, vs);
+      _mm512_mask_storeu_ps(e + i, t, v);
       acc = _mm512_add_epi64(acc, _mm512_add_epi64(fixed_lo(v), fixed_hi(v)));
       mx = _mm512_max_ps(mx, v);
     }
@@ -137,8 +170,16 @@ uint64_t exp_sum(const float* z, size_t n, float m, float scale, float* e, float
 }
 
 void tempered(const float* z, size_t n, float m, float inv_t, float* w) noexcept {
+#if SUTRA_SAMPLE_AVX512
+  const __m512 vm = _mm512_set1_ps(m), vs = _mm512_set1_ps(inv_t);
+  for (size_t i = 0; i < n; i += 16) {
+    const __mmask16 t = tail_mask(n - i);
+    _mm512_mask_storeu_ps(w + i, t, exp_at(z + i, t, vm, vs));
+  }
+#else
 #pragma omp simd
   for (size_t i = 0; i < n; ++i) w[i] = exp_nonpos((z[i] - m) * inv_t);
+#endif
 }
 
 void coarse_sample(const float* e, size_t n, float h, uint64_t* hist, uint64_t* sq, bool all) noexcept {
@@ -374,13 +415,11 @@ uint64_t tempered_blocks(const float* e, const float* z, size_t n, KeepRule k, f
   const __m512 thr = _mm512_set1_ps(k.thr), zk = _mm512_set1_ps(k.zk);
   const __m512i ik = _mm512_set1_epi32(static_cast<int32_t>(k.ik < INT32_MAX ? k.ik : INT32_MAX));
   const bool top_k = k.zk != -kInf;  // without top-k every z passes its test
-  alignas(64) float w[kDrawBlock];
-  __mmask16 keeps[kDrawBlock / 16];
+  const __m512 vm = _mm512_set1_ps(m), vs = _mm512_set1_ps(inv_t);
   for (size_t b = 0; b < n; b += kDrawBlock) {
     const size_t end = b + kDrawBlock < n ? b + kDrawBlock : n;
     __m512i s = _mm512_setzero_si512();
-    __mmask16 any = 0;
-    for (size_t g = b; g < end; g += 16) {
+    for (size_t g = b; g < end; g += 16) {  // groups of 16 without a kept token cost no exp
       const __mmask16 t = tail_mask(end - g);
       __mmask16 keep = _mm512_mask_cmp_ps_mask(t, _mm512_maskz_loadu_ps(t, e + g), thr, _CMP_GE_OQ);
       if (keep && top_k) {
@@ -390,24 +429,10 @@ uint64_t tempered_blocks(const float* e, const float* z, size_t n, KeepRule k, f
         keep &= _mm512_cmp_ps_mask(zv, zk, _CMP_GT_OQ) |
                 (_mm512_cmp_ps_mask(zv, zk, _CMP_EQ_OQ) & _mm512_cmp_epi32_mask(iv, ik, _MM_CMPINT_LE));
       }
-      keeps[(g - b) / 16] = keep;
-      any |= keep;
-    }
-    if (any) {
-      // The whole block's exps in one vectorized loop, then the kept ones' sum
-      // (at T = 1 the weights are e itself: (z - m) * 1.0f == z - m).
-      const float* src = e + b;
-      if (!plain) {
-#pragma omp simd
-        for (size_t i = b; i < end; ++i) w[i - b] = exp_nonpos((z[i] - m) * inv_t);
-        src = w;
-      }
-      for (size_t g = b; g < end; g += 16) {
-        const __mmask16 keep = keeps[(g - b) / 16];
-        const __m512 v = _mm512_maskz_loadu_ps(keep, src + (g - b));
-        s = _mm512_mask_add_epi64(s, static_cast<__mmask8>(keep), s, fixed_lo(v));
-        s = _mm512_mask_add_epi64(s, static_cast<__mmask8>(keep >> 8), s, fixed_hi(v));
-      }
+      if (!keep) continue;
+      // The kept lanes' weights, 0 elsewhere (at T = 1 e itself: (z - m) * 1.0f == z - m).
+      const __m512 v = plain ? _mm512_maskz_loadu_ps(keep, e + g) : exp_at(z + g, keep, vm, vs);
+      s = _mm512_add_epi64(s, _mm512_add_epi64(fixed_lo(v), fixed_hi(v)));
     }
     sums[b / kDrawBlock] = lane_sum(s);
     total += sums[b / kDrawBlock];

@@ -21,8 +21,8 @@ constexpr size_t kDrawBlock = 256;  // tempered_blocks' block
 constexpr size_t kExpChunk = 256;   // exp_sum's chunk_max
 
 struct KernelTable {
-  // max of x; *bad = how many are NaN or +inf.
-  float (*max_check)(const float* x, size_t n, size_t* bad) noexcept;
+  // max of x; *bad != 0 if any is NaN or +inf; copy (may be null) receives x.
+  float (*max_check)(const float* x, size_t n, size_t* bad, float* copy) noexcept;
   size_t (*first_equal)(const float* z, size_t n, float m) noexcept;  // n if none
   // Top-k candidates: the order keys (fast_exp.h: z_key) >= key_lo, in order, into keys (room
   // for n + 16), their min / max into range; returns their count.

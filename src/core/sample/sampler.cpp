@@ -61,7 +61,7 @@ Sampler::Sampler(int64_t vocab_size, SamplerParams params)
   chunk_max_.resize(n / kExpChunk + 1);
 }
 
-void Sampler::check(const float* logits, int64_t n, const PenaltyState* pen, float* max_out) const {
+void Sampler::check(const float* logits, int64_t n, const PenaltyState* pen, float* max_out, float* copy) const {
   if (n != vocab_size_)
     bad("logits", "must have " + std::to_string(vocab_size_) + " values (the sampler's vocab_size), got " +
                       std::to_string(n));
@@ -69,7 +69,7 @@ void Sampler::check(const float* logits, int64_t n, const PenaltyState* pen, flo
     bad("penalties", "vocab_size " + std::to_string(pen->vocab_size()) + " != sampler vocab_size " +
                          std::to_string(vocab_size_));
   size_t nbad = 0;
-  *max_out = kernels().max_check(logits, static_cast<size_t>(n), &nbad);
+  *max_out = kernels().max_check(logits, static_cast<size_t>(n), &nbad, copy);
   if (nbad) {
     for (int64_t i = 0; i < n; ++i)
       if (!(logits[i] < std::numeric_limits<float>::infinity()) &&
@@ -106,9 +106,26 @@ void Sampler::apply(const PenaltyState* pen, float* z) const noexcept {
 
 void Sampler::process(const float* logits, int64_t n, const PenaltyState* pen, float* z) const {
   float m;
-  check(logits, n, pen, &m);
-  std::copy(logits, logits + n, z);
+  check(logits, n, pen, &m, z);
   apply(pen, z);
+}
+
+float Sampler::max_after_apply(const float* logits, const PenaltyState* pen, float m, const float* z) const noexcept {
+  // apply() changes only these tokens: unless one of them held the old max m
+  // (which may have dropped), the max is m or one of their new values.
+  float best = m;
+  bool rescan = false;
+  auto visit = [&](int64_t id) {
+    rescan |= logits[id] == m;
+    best = z[id] > best ? z[id] : best;
+  };
+  if (pen)
+    for (int32_t t : pen->present()) visit(t);
+  for (const auto& [id, b] : params_.logit_bias) visit(id);
+  for (int64_t id : params_.banned) visit(id);
+  if (!rescan) return best;
+  size_t unused;
+  return kernels().max_check(z, static_cast<size_t>(vocab_size_), &unused, nullptr);
 }
 
 namespace {
@@ -140,14 +157,14 @@ int64_t Sampler::sample(const float* logits, int64_t n, const PenaltyState* pen,
   const SamplerParams& p = params_;
   const size_t N = static_cast<size_t>(n);
   float m;
-  check(logits, n, pen, &m);
   const float* z = logits;
-  if (modifies(pen)) {  // work on a copy; the caller's logits stay untouched
-    std::copy(logits, logits + n, z_.data());
+  if (modifies(pen)) {  // work on a copy (made by the check); the caller's logits stay untouched
+    check(logits, n, pen, &m, z_.data());
     apply(pen, z_.data());
+    m = max_after_apply(logits, pen, m, z_.data());
     z = z_.data();
-    size_t unused;
-    m = K.max_check(z, N, &unused);
+  } else {
+    check(logits, n, pen, &m, nullptr);
   }
   if (m == -std::numeric_limits<float>::infinity())
     bad("logits", "are -inf for every token (all banned?): nothing to sample");

@@ -64,9 +64,12 @@ class Sampler {
  private:
   int64_t vocab_size_;
   SamplerParams params_;
-  void check(const float* logits, int64_t n, const PenaltyState* pen, float* max_out) const;
+  // Steps 1 (and the max): copy (may be null) receives the logits in the same pass.
+  void check(const float* logits, int64_t n, const PenaltyState* pen, float* max_out, float* copy) const;
   bool modifies(const PenaltyState* pen) const noexcept;
   void apply(const PenaltyState* pen, float* z) const noexcept;
+  // The max of z = apply(logits) given m = the max of logits.
+  float max_after_apply(const float* logits, const PenaltyState* pen, float m, const float* z) const noexcept;
 
   std::vector<float> z_, e_, w_, chunk_max_;
   std::vector<uint64_t> sums_;
