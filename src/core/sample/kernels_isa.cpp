@@ -416,22 +416,33 @@ uint64_t tempered_blocks(const float* e, const float* z, size_t n, KeepRule k, f
   const __m512i ik = _mm512_set1_epi32(static_cast<int32_t>(k.ik < INT32_MAX ? k.ik : INT32_MAX));
   const bool top_k = k.zk != -kInf;  // without top-k every z passes its test
   const __m512 vm = _mm512_set1_ps(m), vs = _mm512_set1_ps(inv_t);
+  alignas(64) float kept_x[kDrawBlock + 16];  // the block's kept values, packed (+ 16: whole-vector stores)
   for (size_t b = 0; b < n; b += kDrawBlock) {
     const size_t end = b + kDrawBlock < n ? b + kDrawBlock : n;
-    __m512i s = _mm512_setzero_si512();
-    for (size_t g = b; g < end; g += 16) {  // groups of 16 without a kept token cost no exp
+    // 1. Pack the kept tokens' z (e at T = 1) so that the exps below run on
+    // kept tokens only, in whole vectors without a branch.
+    size_t count = 0;
+    for (size_t g = b; g < end; g += 16) {
       const __mmask16 t = tail_mask(end - g);
-      __mmask16 keep = _mm512_mask_cmp_ps_mask(t, _mm512_maskz_loadu_ps(t, e + g), thr, _CMP_GE_OQ);
-      if (keep && top_k) {
-        const __m512 zv = _mm512_maskz_loadu_ps(t, z + g);
+      const __m512 ev = _mm512_maskz_loadu_ps(t, e + g);
+      __mmask16 keep = _mm512_mask_cmp_ps_mask(t, ev, thr, _CMP_GE_OQ);
+      if (!keep) continue;  // (sparse filters: most groups)
+      const __m512 zv = _mm512_maskz_loadu_ps(t, z + g);
+      if (top_k) {
         const __m512i iv = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(g)),
                                             _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
         keep &= _mm512_cmp_ps_mask(zv, zk, _CMP_GT_OQ) |
                 (_mm512_cmp_ps_mask(zv, zk, _CMP_EQ_OQ) & _mm512_cmp_epi32_mask(iv, ik, _MM_CMPINT_LE));
+        if (!keep) continue;
       }
-      if (!keep) continue;
-      // The kept lanes' weights, 0 elsewhere (at T = 1 e itself: (z - m) * 1.0f == z - m).
-      const __m512 v = plain ? _mm512_maskz_loadu_ps(keep, e + g) : exp_at(z + g, keep, vm, vs);
+      _mm512_storeu_ps(kept_x + count, _mm512_maskz_compress_ps(keep, plain ? ev : zv));
+      count += static_cast<size_t>(__builtin_popcount(keep));
+    }
+    // 2. Their weights' sum (at T = 1 e itself: (z - m) * 1.0f == z - m).
+    __m512i s = _mm512_setzero_si512();
+    for (size_t j = 0; j < count; j += 16) {
+      const __mmask16 t = tail_mask(count - j);
+      const __m512 v = plain ? _mm512_maskz_loadu_ps(t, kept_x + j) : exp_at(kept_x + j, t, vm, vs);
       s = _mm512_add_epi64(s, _mm512_add_epi64(fixed_lo(v), fixed_hi(v)));
     }
     sums[b / kDrawBlock] = lane_sum(s);
