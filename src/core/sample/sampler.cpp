@@ -152,6 +152,59 @@ float float_at_least(double x) noexcept {
 
 }  // namespace
 
+void Sampler::top_k_rule(const float* z, size_t N, float m, KeepRule& rule) {
+  // The k-th best (z desc, index asc). Candidates: the tokens with z >= z_lo,
+  // the best c tokens, where z_lo is at most the z of any token the other
+  // filters keep (rule.thr so far); if c < k top-k drops none of them. Else a
+  // radix select on their order keys. For a small k the candidates are first
+  // cut to those reaching the k-th largest maximum of disjoint groups of 16
+  // tokens (k groups hold a token at least that large, so the k best all reach it).
+  const KernelTable& K = kernels();
+  const uint64_t k = static_cast<uint64_t>(params_.top_k);
+  uint32_t key_lo = z_key(z_floor(rule.thr, m));
+  bool bounded = false;
+  if (k * 64 <= static_cast<uint64_t>(N)) {
+    const size_t groups = K.group_max(z, N, top_p_.maxima.data());
+    uint32_t lo = ~0u, hi = 0;
+    for (size_t g = 0; g < groups; ++g) {
+      lo = std::min(lo, top_p_.maxima[g]);
+      hi = std::max(hi, top_p_.maxima[g]);
+    }
+    const uint32_t bound = kth_largest_key(top_p_.maxima.data(), groups, lo, hi, k, top_p_).key;
+    bounded = bound > key_lo;
+    key_lo = std::max(key_lo, bound);
+  }
+  uint32_t range[2];
+  uint32_t* keys = top_p_.band.data();
+  const size_t c = K.collect_keys(z, N, key_lo, keys, range);
+  if (c > k || (bounded && c == k)) {  // (bounded: at least k tokens reach the bound)
+    const KthKey kth = kth_largest_key(keys, c, range[0], range[1], k, top_p_);
+    rule.zk = key_to_z(kth.key);
+    rule.ik = static_cast<int64_t>(K.nth_equal(z, N, rule.zk, static_cast<size_t>(k - kth.larger)));
+  }
+}
+
+bool Sampler::top_k_under(const float* e, size_t N, float m, float zk, uint64_t target) {
+  // Every token top-k keeps has z >= zk, so e >= exp(zk - m) less exp_nonpos's
+  // non-monotonicity (< 1e-6 relative): u below. If the tokens with e >= u hold
+  // less than the target, the top-p cut-off lies below all of them.
+  if (zk == -std::numeric_limits<float>::infinity()) return false;  // top-k drops nothing
+  const float u = exp_nonpos(zk - m) * (1.0f - 0x1.0p-16f);
+  if (!(u > 0.0f)) return false;
+  const KernelTable& K = kernels();
+  uint64_t mass = 0;
+  for (size_t c = 0; c * kExpChunk < N; ++c) {  // only the exp chunks that reach u
+    if (!(chunk_max_[c] >= u)) continue;
+    uint64_t masses[2];
+    uint32_t range[2];
+    K.split_band(e + c * kExpChunk, std::min(kExpChunk, N - c * kExpChunk), u, u, top_p_.band.data(), masses,
+                 range);
+    mass += masses[0];
+    if (mass >= target) return false;
+  }
+  return true;
+}
+
 int64_t Sampler::sample(const float* logits, int64_t n, const PenaltyState* pen, Rng& rng) {
   const KernelTable& K = kernels();
   const SamplerParams& p = params_;
@@ -193,6 +246,13 @@ int64_t Sampler::sample(const float* logits, int64_t n, const PenaltyState* pen,
 
   // 8. Filters. top-p and min-p become one threshold on e; top-k a (zk, ik) pair.
   KeepRule rule{0.0f, -std::numeric_limits<float>::infinity(), n};
+  const float min_thr = p.min_p > 0.0 ? float_at_least(p.min_p) : 0.0f;
+  const bool top_k = p.top_k > 0 && p.top_k < n;
+  // A small top-k goes first: when its k tokens hold less than top-p's target
+  // mass, top-p keeps all of them and its select is skipped (same tokens kept).
+  const bool top_k_first = top_k && static_cast<uint64_t>(p.top_k) * 64 <= static_cast<uint64_t>(N);
+  rule.thr = min_thr;
+  if (top_k_first) top_k_rule(z, N, m, rule);
   uint64_t cut_mass = 0;  // with top-p: the exact mass of e >= the cut-off (0: unknown)
   float cut = 0.0f;
   if (nucleus) {
@@ -200,44 +260,14 @@ int64_t Sampler::sample(const float* logits, int64_t n, const PenaltyState* pen,
         std::min<uint64_t>(static_cast<uint64_t>(std::ceil(p.top_p * static_cast<double>(Q))), Q);
     if (target == 0) {
       rule.thr = 1.0f;  // the tokens tied at the max (e == 1 exactly)
-    } else {
+    } else if (!(top_k_first && top_k_under(e, N, m, rule.zk, target))) {
       const TopPCutoff c = top_p_cutoff(e, chunk_max_.data(), N, target, Q, top_p_);
-      rule.thr = cut = c.value;
+      rule.thr = std::max(c.value, min_thr);
+      cut = c.value;
       cut_mass = c.mass;
     }
   }
-  if (p.min_p > 0.0) rule.thr = std::max(rule.thr, float_at_least(p.min_p));
-  const bool top_k = p.top_k > 0 && p.top_k < n;
-  if (top_k) {
-    // The k-th best (z desc, index asc). Candidates: the tokens with z >= z_lo,
-    // the best c tokens, where z_lo is at most the z of any token the other
-    // filters keep; if c < k top-k drops none of them. Else a radix select on
-    // their order keys. For a small k the candidates are first cut to those
-    // reaching the k-th largest maximum of disjoint groups of 16 tokens (k groups
-    // hold a token at least that large, so the k best all reach it).
-    const uint64_t k = static_cast<uint64_t>(p.top_k);
-    uint32_t key_lo = z_key(z_floor(rule.thr, m));
-    bool bounded = false;
-    if (k * 64 <= static_cast<uint64_t>(N)) {
-      const size_t groups = K.group_max(z, N, top_p_.maxima.data());
-      uint32_t lo = ~0u, hi = 0;
-      for (size_t g = 0; g < groups; ++g) {
-        lo = std::min(lo, top_p_.maxima[g]);
-        hi = std::max(hi, top_p_.maxima[g]);
-      }
-      const uint32_t bound = kth_largest_key(top_p_.maxima.data(), groups, lo, hi, k, top_p_).key;
-      bounded = bound > key_lo;
-      key_lo = std::max(key_lo, bound);
-    }
-    uint32_t range[2];
-    uint32_t* keys = top_p_.band.data();
-    const size_t c = K.collect_keys(z, N, key_lo, keys, range);
-    if (c > k || (bounded && c == k)) {  // (bounded: at least k tokens reach the bound)
-      const KthKey kth = kth_largest_key(keys, c, range[0], range[1], k, top_p_);
-      rule.zk = key_to_z(kth.key);
-      rule.ik = static_cast<int64_t>(K.nth_equal(z, N, rule.zk, static_cast<size_t>(k - kth.larger)));
-    }
-  }
+  if (top_k && !top_k_first) top_k_rule(z, N, m, rule);
 
   // 9-10. Weights (temperature applies here only), total and draw.
   if (cut_mass != 0 && !tempered && !top_k && rule.thr == cut) {

@@ -28,6 +28,7 @@
 #include <utility>
 #include <vector>
 
+#include "sample/kernels_table.h"
 #include "sample/penalty_state.h"
 #include "sample/rng.h"
 #include "sample/top_p.h"
@@ -68,6 +69,10 @@ class Sampler {
   void check(const float* logits, int64_t n, const PenaltyState* pen, float* max_out, float* copy) const;
   bool modifies(const PenaltyState* pen) const noexcept;
   void apply(const PenaltyState* pen, float* z) const noexcept;
+  // Step 8's top-k: sets rule.zk / rule.ik when top-k drops tokens.
+  void top_k_rule(const float* z, size_t N, float m, KeepRule& rule);
+  // True if the tokens top-k keeps (z >= zk) surely hold less than top-p's target mass.
+  bool top_k_under(const float* e, size_t N, float m, float zk, uint64_t target);
   // The max of z = apply(logits) given m = the max of logits.
   float max_after_apply(const float* logits, const PenaltyState* pen, float m, const float* z) const noexcept;
 
