@@ -149,6 +149,26 @@ def test_distribution_chi_square(T):
     assert chi2 < dof + 6 * math.sqrt(2 * dof), (chi2, counts, p)  # ~4 sigma
 
 
+@pytest.mark.parametrize("T,kind", [(0.9, "wide"), (0.5, "wide"), (0.01, "close")])
+def test_distribution_chi_square_cooler_with_filter(T, kind):
+    # T < 1 with a filter: a rejection draw from the T = 1 weights, and a direct
+    # draw after 8 rejections (the "close" case takes that path about one time
+    # in six). Both must follow exp(z / T) over the tokens the filter keeps.
+    if kind == "wide":
+        z = np.array([2.0, 1.0, 0.5, 0.0, -1.0, -3.0, 1.5, 0.2], np.float32)
+        min_p = 0.1  # keeps z >= 2 + ln 0.1 = -0.30
+    else:
+        z = (-0.01 * np.arange(8)).astype(np.float32)
+        min_p = 1e-6  # keeps every token, but switches the filtered path on
+    keep = np.exp(z.astype(np.float64) - z.max()) >= min_p
+    p = np.where(keep, np.exp(z.astype(np.float64) / T - z.max() / T), 0.0)
+    p /= p.sum()
+    s = sf.Sampler(len(z), temperature=T, min_p=min_p, seed=7)
+    counts = np.bincount([s.sample(z) for _ in range(20000)], minlength=len(z))
+    chi2, dof = _chi2(counts, p)
+    assert chi2 < dof + 6 * math.sqrt(2 * dof), (chi2, counts, p)  # ~4 sigma
+
+
 def test_top_p_support_matches_rwkv_reference():
     """top_p then temperature: the tokens the reference can draw are the ones we draw."""
     z = np.array([3.0, 2.5, 2.4, 1.0, 0.9, 0.0, -1.0, 2.0, -5.0, 1.5], np.float32)

@@ -124,7 +124,8 @@ def sample(logits, params: dict, penalties: PenaltyState | None, rng: Rng) -> in
         return int(np.flatnonzero(z == m)[0])
     # z - m may overflow to -inf for huge logits (|z| near float32 max): weight 0, as in C++.
     with np.errstate(over="ignore"):
-        e = exp_nonpos(z - m)
+        x = z - m
+    e = exp_nonpos(x)
     q = to_fixed(e)
     keep = np.ones(len(z), bool)
 
@@ -153,10 +154,38 @@ def sample(logits, params: dict, penalties: PenaltyState | None, rng: Rng) -> in
     if min_p > 0.0:
         keep &= e.astype(np.float64) >= min_p
 
+    filtered = top_p < 1.0 or 0 < top_k < len(z) or min_p > 0.0
+    if T < 1.0 and filtered:
+        return _cooler_draw(x, e, np.where(keep, q, np.uint64(0)), F32(1.0 / T - 1.0), rng)
     if T != 1.0:
-        with np.errstate(over="ignore"):
-            q = to_fixed(exp_nonpos((z - m) * F32(1.0 / T)))
-    w = np.where(keep, q, np.uint64(0))
-    total = int(w.sum(dtype=np.uint64))
-    r = rng.below(total)
+        q = to_fixed(exp_nonpos(x * F32(1.0 / T)))
+    return _draw(np.where(keep, q, np.uint64(0)), rng)
+
+
+def _draw(w: np.ndarray, rng: Rng) -> int:
+    """The first index whose running sum of the weights w exceeds r, r uniform below their total."""
+    r = rng.below(int(w.sum(dtype=np.uint64)))
     return int(np.searchsorted(np.cumsum(w, dtype=np.uint64), np.uint64(r), side="right"))
+
+
+TRIALS = 8  # rejection draws before the direct draw (C++: kTrials)
+
+
+def cooler_weight(e: np.ndarray, x: np.ndarray, s: np.float32) -> np.ndarray:
+    """Weight at T < 1 (s = float32(1/T - 1)): e * exp(min(x s, 0)) <= e, float32 op for op."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        a = (x * s).astype(F32)
+    return (e * exp_nonpos(np.where(a < 0, a, F32(0.0)))).astype(F32)
+
+
+def _cooler_draw(x: np.ndarray, e: np.ndarray, q_kept: np.ndarray, s: np.float32, rng: Rng) -> int:
+    """T < 1 after filters: propose i by the T = 1 weights q of the kept tokens,
+    accept with probability w_i / q_i (w = to_fixed(cooler_weight) <= q); after
+    TRIALS rejections draw from w directly. Either way the token follows w."""
+    for _ in range(TRIALS):
+        i = _draw(q_kept, rng)
+        w_i = int(to_fixed(cooler_weight(e[i : i + 1], x[i : i + 1], s))[0])
+        if rng.below(int(q_kept[i])) < w_i:
+            return i
+    w = to_fixed(cooler_weight(e, x, s))
+    return _draw(np.where(q_kept > 0, w, np.uint64(0)), rng)

@@ -50,6 +50,26 @@ inline float exp_nonpos(float x) noexcept {
   return bits_to_float(float_to_bits(p * scale) & mask);
 }
 
+// A kept token's weight at temperature T (sampler.h, step 9), from x = z - m and
+// e = exp_nonpos(x): T < 1 (cooler, s = float(1/T - 1) > 0): e * exp_nonpos(min(x s, 0)),
+// which is <= e by construction (the rejection draw needs that; the min only
+// matters for x = -inf); T > 1 (s = float(1/T)): exp_nonpos(x s); T = 1: e.
+enum class Temper { kNone, kCooler, kHotter };
+struct Tempering {
+  Temper mode;
+  float m;
+  float s;
+};
+inline float cooler_weight(float e, float x, float s) noexcept {
+  const float a = x * s;
+  return e * exp_nonpos(a < 0.0f ? a : 0.0f);
+}
+inline float tempered_weight(float e, float z, Tempering t) noexcept {
+  if (t.mode == Temper::kNone) return e;
+  if (t.mode == Temper::kCooler) return cooler_weight(e, z - t.m, t.s);
+  return exp_nonpos((z - t.m) * t.s);
+}
+
 // Order key of a logit: unsigned order of keys = float order of z (-0 and +0 equal).
 inline uint32_t z_key(float z) noexcept {
   const uint32_t b = float_to_bits(z + 0.0f);

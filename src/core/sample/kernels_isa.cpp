@@ -407,27 +407,27 @@ inline bool kept(const float* e, const float* z, size_t i, const KeepRule& k) no
   return (e[i] >= k.thr) & ((z[i] > k.zk) | ((z[i] == k.zk) & (static_cast<int64_t>(i) <= k.ik)));
 }
 
-uint64_t tempered_blocks(const float* e, const float* z, size_t n, KeepRule k, float m, float inv_t,
+uint64_t tempered_blocks(const float* e, const float* z, size_t n, KeepRule k, Tempering w,
                          uint64_t* sums) noexcept {
   uint64_t total = 0;
-  const bool plain = inv_t == 1.0f;
 #if SUTRA_SAMPLE_AVX512
   const __m512 thr = _mm512_set1_ps(k.thr), zk = _mm512_set1_ps(k.zk);
   const __m512i ik = _mm512_set1_epi32(static_cast<int32_t>(k.ik < INT32_MAX ? k.ik : INT32_MAX));
   const bool top_k = k.zk != -kInf;  // without top-k every z passes its test
-  const __m512 vm = _mm512_set1_ps(m), vs = _mm512_set1_ps(inv_t);
-  alignas(64) float kept_x[kDrawBlock + 16];  // the block's kept values, packed (+ 16: whole-vector stores)
+  const __m512 vm = _mm512_set1_ps(w.m), vs = _mm512_set1_ps(w.s);
+  // The block's kept tokens, packed (+ 16: whole-vector stores), so that their
+  // weights are computed in whole vectors without a branch.
+  alignas(64) float kept_e[kDrawBlock + 16], kept_z[kDrawBlock + 16];
   for (size_t b = 0; b < n; b += kDrawBlock) {
     const size_t end = b + kDrawBlock < n ? b + kDrawBlock : n;
-    // 1. Pack the kept tokens' z (e at T = 1) so that the exps below run on
-    // kept tokens only, in whole vectors without a branch.
     size_t count = 0;
+    __m512i plain_sum = _mm512_setzero_si512();
     for (size_t g = b; g < end; g += 16) {
       const __mmask16 t = tail_mask(end - g);
       const __m512 ev = _mm512_maskz_loadu_ps(t, e + g);
       __mmask16 keep = _mm512_mask_cmp_ps_mask(t, ev, thr, _CMP_GE_OQ);
       if (!keep) continue;  // (sparse filters: most groups)
-      const __m512 zv = _mm512_maskz_loadu_ps(t, z + g);
+      const __m512 zv = top_k || w.mode != Temper::kNone ? _mm512_maskz_loadu_ps(t, z + g) : ev;
       if (top_k) {
         const __m512i iv = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(g)),
                                             _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
@@ -435,14 +435,24 @@ uint64_t tempered_blocks(const float* e, const float* z, size_t n, KeepRule k, f
                 (_mm512_cmp_ps_mask(zv, zk, _CMP_EQ_OQ) & _mm512_cmp_epi32_mask(iv, ik, _MM_CMPINT_LE));
         if (!keep) continue;
       }
-      _mm512_storeu_ps(kept_x + count, _mm512_maskz_compress_ps(keep, plain ? ev : zv));
+      if (w.mode == Temper::kNone) {  // T = 1: the weights are e, nothing to pack
+        const __m512 v = _mm512_maskz_mov_ps(keep, ev);
+        plain_sum = _mm512_add_epi64(plain_sum, _mm512_add_epi64(fixed_lo(v), fixed_hi(v)));
+        continue;
+      }
+      _mm512_storeu_ps(kept_e + count, _mm512_maskz_compress_ps(keep, ev));
+      _mm512_storeu_ps(kept_z + count, _mm512_maskz_compress_ps(keep, zv));
       count += static_cast<size_t>(__builtin_popcount(keep));
     }
-    // 2. Their weights' sum (at T = 1 e itself: (z - m) * 1.0f == z - m).
-    __m512i s = _mm512_setzero_si512();
+    __m512i s = plain_sum;
     for (size_t j = 0; j < count; j += 16) {
       const __mmask16 t = tail_mask(count - j);
-      const __m512 v = plain ? _mm512_maskz_loadu_ps(t, kept_x + j) : exp_at(kept_x + j, t, vm, vs);
+      __m512 v = _mm512_maskz_loadu_ps(t, kept_e + j);
+      if (w.mode != Temper::kNone) {
+        const __m512 a = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(t, kept_z + j), vm), vs);
+        v = w.mode == Temper::kCooler ? _mm512_mul_ps(v, exp16(_mm512_min_ps(a, _mm512_setzero_ps())))
+                                      : _mm512_maskz_mov_ps(t, exp16(a));
+      }
       s = _mm512_add_epi64(s, _mm512_add_epi64(fixed_lo(v), fixed_hi(v)));
     }
     sums[b / kDrawBlock] = lane_sum(s);
@@ -459,9 +469,13 @@ uint64_t tempered_blocks(const float* e, const float* z, size_t n, KeepRule k, f
     uint64_t s = 0;
     if (any) {  // the whole block's weights in one vectorized loop, then the kept ones' sum
       const float* src = e + b;
-      if (!plain) {
+      if (w.mode == Temper::kCooler) {
 #pragma omp simd
-        for (size_t i = b; i < end; ++i) wb[i - b] = exp_nonpos((z[i] - m) * inv_t);
+        for (size_t i = b; i < end; ++i) wb[i - b] = cooler_weight(e[i], z[i] - w.m, w.s);
+        src = wb;
+      } else if (w.mode == Temper::kHotter) {
+#pragma omp simd
+        for (size_t i = b; i < end; ++i) wb[i - b] = exp_nonpos((z[i] - w.m) * w.s);
         src = wb;
       }
 #pragma omp simd reduction(+ : s)
@@ -473,8 +487,8 @@ uint64_t tempered_blocks(const float* e, const float* z, size_t n, KeepRule k, f
   return total;
 }
 
-size_t tempered_find(const float* e, const float* z, size_t n, KeepRule k, float m, float inv_t,
-                     const uint64_t* sums, uint64_t r) noexcept {
+size_t tempered_find(const float* e, const float* z, size_t n, KeepRule k, Tempering w, const uint64_t* sums,
+                     uint64_t r) noexcept {
   uint64_t acc = 0;
   size_t b = 0;
   const size_t blocks = (n + kDrawBlock - 1) / kDrawBlock;
@@ -483,7 +497,7 @@ size_t tempered_find(const float* e, const float* z, size_t n, KeepRule k, float
   const size_t end = (b + 1) * kDrawBlock < n ? (b + 1) * kDrawBlock : n;
   for (size_t i = b * kDrawBlock; i < end; ++i) {
     if (!kept(e, z, i, k)) continue;
-    acc += to_fixed(inv_t == 1.0f ? e[i] : exp_nonpos((z[i] - m) * inv_t));
+    acc += to_fixed(tempered_weight(e[i], z[i], w));
     last = i;
     if (acc > r) return i;
   }
@@ -508,10 +522,6 @@ uint64_t block_total(const float* e, const float* w, const float* z, size_t b, s
   return s;
 }
 
-uint64_t kept_total(const float* e, const float* w, const float* z, size_t n, KeepRule k) noexcept {
-  return block_total(e, w, z, 0, n, k);
-}
-
 size_t find_draw(const float* e, const float* w, const float* z, size_t n, KeepRule k, uint64_t r) noexcept {
   uint64_t acc = 0;
   size_t i = 0;
@@ -531,6 +541,6 @@ size_t find_draw(const float* e, const float* w, const float* z, size_t n, KeepR
 
 extern const KernelTable kTable = {&max_check,     &first_equal,   &collect_keys,  &group_max,     &nth_equal,     &exp_sum,    &tempered,
                                    &coarse_sample, &split_band,    &band_hist,     &band_filter,
-                                   &tempered_blocks, &tempered_find, &kept_total,  &find_draw};
+                                   &tempered_blocks, &tempered_find, &find_draw};
 
 }  // namespace sutra::sample::SUTRA_ISA_NS

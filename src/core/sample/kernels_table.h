@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "common/isa_dispatch.h"
+#include "sample/fast_exp.h"
 
 namespace sutra::sample {
 
@@ -52,17 +53,14 @@ struct KernelTable {
                     bool unit) noexcept;
   // keeps the vals in [lo, hi] (in place, in order), returns their count.
   size_t (*band_filter)(uint32_t* vals, size_t count, uint32_t lo, uint32_t hi) noexcept;
-  // Tempered weights w = to_fixed(exp((z - m) * inv_t)) (to_fixed(e) for inv_t = 1) of the kept tokens: sums[j] = their
-  // sum over tokens [256 j, 256 j + 256) (groups of 16 without a kept token are skipped);
-  // returns the total.
-  uint64_t (*tempered_blocks)(const float* e, const float* z, size_t n, KeepRule k, float m, float inv_t,
+  // Weights of the kept tokens, to_fixed(tempered_weight(e, z, w)) (fast_exp.h): sums[j] = their
+  // sum over tokens [256 j, 256 j + 256) (groups of 16 without a kept token are skipped); returns the total.
+  uint64_t (*tempered_blocks)(const float* e, const float* z, size_t n, KeepRule k, Tempering w,
                               uint64_t* sums) noexcept;
   // First kept i whose running sum of those weights exceeds r (r < total), using sums.
-  size_t (*tempered_find)(const float* e, const float* z, size_t n, KeepRule k, float m, float inv_t,
-                          const uint64_t* sums, uint64_t r) noexcept;
-  // sum of to_fixed(w[i]) over the kept tokens.
-  uint64_t (*kept_total)(const float* e, const float* w, const float* z, size_t n, KeepRule k) noexcept;
-  // First kept i whose running sum of to_fixed(w) exceeds r (r < kept_total).
+  size_t (*tempered_find)(const float* e, const float* z, size_t n, KeepRule k, Tempering w, const uint64_t* sums,
+                          uint64_t r) noexcept;
+  // First kept i whose running sum of to_fixed(w) exceeds r (r < their total).
   size_t (*find_draw)(const float* e, const float* w, const float* z, size_t n, KeepRule k,
                       uint64_t r) noexcept;
 };

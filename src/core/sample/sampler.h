@@ -18,10 +18,15 @@
 //     top-k: keep the k largest z (ties: lower index first); 0 = off (a radix
 //       select on order keys of z, top_p.h);
 //     min-p: keep e >= min_p (e = p / p_max);
-//  9. weights: w = q for T = 1, else rint(exp((z - m) * float32(1/T)) * 2^40)
-//     (= p^(1/T) up to a constant: temperature after top-p, as the reference);
+//  9. weights (temperature after top-p, as the reference), over the kept tokens:
+//     T = 1: q; T > 1, or no filter at all: rint(exp((z - m) * float32(1/T)) * 2^40);
+//     T < 1 with a filter: rint(e * exp(min((z - m) * float32(1/T - 1), 0)) * 2^40)
+//     (fast_exp.h: tempered_weight; all are p^(1/T) up to a constant and rounding);
 // 10. draw r uniform in [0, sum w) with Rng::below, return the first kept
-//     index whose running sum of w exceeds r.
+//     index whose running sum of w exceeds r. T < 1 with a filter first tries up
+//     to 8 rejection draws: i by q as in step 10, accepted if Rng::below(q_i) <
+//     w_i (w <= q there), which gives the same distribution without an exp per
+//     kept token; the RNG calls are part of the definition (the twin makes them too).
 // A Sampler keeps scratch buffers: use one per generation stream (not thread-safe).
 #pragma once
 #include <cstdint>
