@@ -133,9 +133,10 @@ inline __m512 exp_at(const float* z, __mmask16 t, __m512 m, __m512 s) noexcept {
 }
 #endif
 
-uint64_t exp_sum(const float* z, size_t n, float m, float scale, float* e, float* chunk_max) noexcept {
 #if SUTRA_SAMPLE_AVX512
-  // One pass: exp, store, fixed-point sum (vcvtps2uqq) and chunk max.
+// exp_sum's pass; Scaled = false skips the multiply by 1 (x * 1.0f == x: same bits).
+template <bool Scaled>
+uint64_t exp_sum_avx512(const float* z, size_t n, float m, float scale, float* e, float* chunk_max) noexcept {
   const __m512 vm = _mm512_set1_ps(m), vs = _mm512_set1_ps(scale);
   __m512i acc = _mm512_setzero_si512();
   for (size_t c = 0; c < n; c += kExpChunk) {
@@ -143,7 +144,8 @@ uint64_t exp_sum(const float* z, size_t n, float m, float scale, float* e, float
     __m512 mx = _mm512_setzero_ps();
     for (size_t i = c; i < end; i += 16) {
       const __mmask16 t = tail_mask(end - i);
-      const __m512 v = exp_at(z + i, t, vm, vs);
+      const __m512 x = _mm512_sub_ps(_mm512_maskz_loadu_ps(t, z + i), vm);
+      const __m512 v = _mm512_maskz_mov_ps(t, exp16(Scaled ? _mm512_mul_ps(x, vs) : x));
       _mm512_mask_storeu_ps(e + i, t, v);
       acc = _mm512_add_epi64(acc, _mm512_add_epi64(fixed_lo(v), fixed_hi(v)));
       mx = _mm512_max_ps(mx, v);
@@ -151,6 +153,14 @@ uint64_t exp_sum(const float* z, size_t n, float m, float scale, float* e, float
     if (chunk_max) chunk_max[c / kExpChunk] = _mm512_reduce_max_ps(mx);
   }
   return lane_sum(acc);
+}
+#endif
+
+uint64_t exp_sum(const float* z, size_t n, float m, float scale, float* e, float* chunk_max) noexcept {
+#if SUTRA_SAMPLE_AVX512
+  // One pass: exp, store, fixed-point sum (vcvtps2uqq) and chunk max.
+  return scale == 1.0f ? exp_sum_avx512<false>(z, n, m, scale, e, chunk_max)
+                       : exp_sum_avx512<true>(z, n, m, scale, e, chunk_max);
 #else
   uint64_t total = 0;
   for (size_t c = 0; c < n; c += kExpChunk) {
