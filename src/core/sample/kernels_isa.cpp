@@ -256,12 +256,16 @@ void coarse_sample(const float* e, size_t n, float h, uint64_t* hist, uint64_t* 
 }
 
 size_t split_band(const float* e, size_t n, float t_hi, float t_lo, uint32_t* band,
-                  uint64_t* masses, uint32_t* range) noexcept {
+                  uint64_t* masses, uint32_t* range, bool fill) noexcept {
 #if SUTRA_SAMPLE_AVX512
   const __m512 hi = _mm512_set1_ps(t_hi), lo = _mm512_set1_ps(t_lo);
   __m512i a = _mm512_setzero_si512(), b = _mm512_setzero_si512();
   __m512i vmin = _mm512_set1_epi32(-1), vmax = _mm512_setzero_si512();
   size_t k = 0;
+  // Without fill, the band is written only once a second distinct value shows up
+  // (ties and uniform logits put tens of thousands of equal values in it).
+  bool equal_so_far = !fill;
+  __m512i first = _mm512_setzero_si512();
   auto step = [&](__m512 v, __mmask16 t) {
     const __mmask16 ma = _mm512_mask_cmp_ps_mask(t, v, hi, _CMP_GE_OQ);
     const __mmask16 mb = _mm512_mask_cmp_ps_mask(t & ~ma, v, lo, _CMP_GE_OQ);
@@ -272,10 +276,20 @@ size_t split_band(const float* e, size_t n, float t_hi, float t_lo, uint32_t* ba
     if (!mb) return;
     b = _mm512_mask_add_epi64(b, static_cast<__mmask8>(mb), b, ql);
     b = _mm512_mask_add_epi64(b, static_cast<__mmask8>(mb >> 8), b, qh);
-    _mm512_storeu_si512(band + k, _mm512_maskz_compress_epi32(mb, _mm512_castps_si512(v)));
+    const __m512i bits = _mm512_castps_si512(v);
+    vmin = _mm512_mask_min_epu32(vmin, mb, vmin, bits);
+    vmax = _mm512_mask_max_epu32(vmax, mb, vmax, bits);
+    if (equal_so_far) {
+      if (k == 0) first = _mm512_set1_epi32(_mm_cvtsi128_si32(_mm512_castsi512_si128(_mm512_maskz_compress_epi32(mb, bits))));
+      if (!(mb & _mm512_cmpneq_epi32_mask(bits, first))) {
+        k += static_cast<size_t>(__builtin_popcount(mb));
+        return;
+      }
+      for (size_t j = 0; j < k; j += 16) _mm512_storeu_si512(band + j, first);  // the copies skipped so far
+      equal_so_far = false;
+    }
+    _mm512_storeu_si512(band + k, _mm512_maskz_compress_epi32(mb, bits));
     k += static_cast<size_t>(__builtin_popcount(mb));
-    vmin = _mm512_mask_min_epu32(vmin, mb, vmin, _mm512_castps_si512(v));
-    vmax = _mm512_mask_max_epu32(vmax, mb, vmax, _mm512_castps_si512(v));
   };
   size_t i = 0;
   for (; i + 16 <= n; i += 16) step(_mm512_loadu_ps(e + i), 0xFFFF);
@@ -286,6 +300,7 @@ size_t split_band(const float* e, size_t n, float t_hi, float t_lo, uint32_t* ba
   range[1] = static_cast<uint32_t>(_mm512_reduce_max_epu32(vmax));
   return k;
 #else
+  (void)fill;  // always written here
   uint64_t a = 0, b = 0;
 #pragma omp simd reduction(+ : a, b)
   for (size_t i = 0; i < n; ++i) {

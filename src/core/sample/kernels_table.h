@@ -45,8 +45,9 @@ struct KernelTable {
   // Top-p bracket, one exact pass: masses[0] = sum to_fixed(e) over e >= t_hi,
   // masses[1] = the same over t_lo <= e < t_hi, whose float bits go to band (in
   // order; room for n + 16) and their min / max to range[0] / range[1]. Returns the band count.
+  // fill = false: when every band value is equal (range[0] == range[1]) band may be left unwritten.
   size_t (*split_band)(const float* e, size_t n, float t_hi, float t_lo, uint32_t* band,
-                       uint64_t* masses, uint32_t* range) noexcept;
+                       uint64_t* masses, uint32_t* range, bool fill) noexcept;
   // Refinement inside the band (vals: float bits of e, count of them):
   // hist[c * nb + ((v - lo) >> shift)] += to_fixed(v) (1 if unit) over four copies c (zeroed by the caller);
   void (*band_hist)(const uint32_t* vals, size_t count, uint32_t lo, int shift, uint64_t* hist, size_t nb,

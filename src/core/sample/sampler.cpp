@@ -200,7 +200,7 @@ bool Sampler::top_k_under(const float* e, size_t N, float m, float zk, uint64_t 
     uint64_t masses[2];
     uint32_t range[2];
     K.split_band(e + c * kExpChunk, std::min(kExpChunk, N - c * kExpChunk), u, u, top_p_.band.data(), masses,
-                 range);
+                 range, false);
     mass += masses[0];
     if (mass >= target) return false;
   }

@@ -102,7 +102,7 @@ TopPCutoff top_p_cutoff(const float* e, const float* chunk_max, size_t n, uint64
     if (!(chunk_max[c] >= h)) continue;
     uint32_t r[2];
     const size_t len = std::min(kExpChunk, n - c * kExpChunk);
-    count += K.split_band(e + c * kExpChunk, len, 2.0f, h, s.band.data() + count, mass, r);
+    count += K.split_band(e + c * kExpChunk, len, 2.0f, h, s.band.data() + count, mass, r, true);
     heavy += mass[1];
     range[0] = std::min(range[0], r[0]);
     range[1] = std::max(range[1], r[1]);
@@ -160,17 +160,18 @@ TopPCutoff top_p_cutoff(const float* e, const float* chunk_max, size_t n, uint64
   float t_hi = b1 == 0 ? 2.0f : e_at_least(static_cast<uint32_t>(b1 - 1));  // 2: nothing above
   float t_lo = e_at_least(static_cast<uint32_t>(b2));
   // 3. Exact masses; the band's values. A wrong guess costs a second pass.
-  count = K.split_band(e, n, t_hi, t_lo, s.band.data(), mass, range);
+  count = K.split_band(e, n, t_hi, t_lo, s.band.data(), mass, range, false);
   if (mass[0] >= target) {  // the cut-off lies above the band
     t_lo = t_hi;
     t_hi = 2.0f;
-    count = K.split_band(e, n, t_hi, t_lo, s.band.data(), mass, range);
+    count = K.split_band(e, n, t_hi, t_lo, s.band.data(), mass, range, false);
   } else if (mass[0] + mass[1] < target) {  // below it
     t_hi = t_lo;
     t_lo = 0.0f;
-    count = K.split_band(e, n, t_hi, t_lo, s.band.data(), mass, range);
+    count = K.split_band(e, n, t_hi, t_lo, s.band.data(), mass, range, false);
   }
-  // 4. Exact select inside the band.
+  // 4. Exact select inside the band (all equal: that value, and the band may be unwritten).
+  if (range[0] == range[1]) return {bits_to_float(range[0]), mass[0] + mass[1]};
   const Selected c = refine(K, s.band.data(), count, range[0], range[1], target - mass[0], s.hist);
   return {bits_to_float(c.value), mass[0] + c.mass};
 }
