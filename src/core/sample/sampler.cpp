@@ -154,7 +154,7 @@ float float_at_least(double x) noexcept {
 
 }  // namespace
 
-void Sampler::top_k_rule(const float* z, size_t N, float m, KeepRule& rule) {
+uint64_t Sampler::top_k_rule(const float* z, size_t N, float m, KeepRule& rule) {
   // The k-th best (z desc, index asc). Candidates: the tokens with z >= z_lo,
   // the best c tokens, where z_lo is at most the z of any token the other
   // filters keep (rule.thr so far); if c < k top-k drops none of them. Else a
@@ -183,16 +183,18 @@ void Sampler::top_k_rule(const float* z, size_t N, float m, KeepRule& rule) {
     const KthKey kth = kth_largest_key(keys, c, range[0], range[1], k, top_p_);
     rule.zk = key_to_z(kth.key);
     rule.ik = static_cast<int64_t>(K.nth_equal(z, N, rule.zk, static_cast<size_t>(k - kth.larger)));
+    return kth.reach;  // every token with z >= zk is a candidate
   }
+  return 0;
 }
 
-bool Sampler::top_k_under(const float* e, size_t N, float m, float zk, uint64_t target) {
+bool Sampler::top_k_under(const float* e, size_t N, float m, float zk, uint64_t reach, uint64_t target) {
   // Every token top-k keeps has z >= zk, so e >= exp(zk - m) less exp_nonpos's
   // non-monotonicity (< 1e-6 relative): u below. If the tokens with e >= u hold
   // less than the target, the top-p cut-off lies below all of them.
   if (zk == -std::numeric_limits<float>::infinity()) return false;  // top-k drops nothing
   const float u = exp_nonpos(zk - m) * (1.0f - 0x1.0p-16f);
-  if (!(u > 0.0f)) return false;
+  if (!(u > 0.0f) || reach * to_fixed(u) >= target) return false;  // (reach tokens have z >= zk)
   const KernelTable& K = kernels();
   uint64_t mass = 0;
   for (size_t c = 0; c * kExpChunk < N; ++c) {  // only the exp chunks that reach u
@@ -254,7 +256,7 @@ int64_t Sampler::sample(const float* logits, int64_t n, const PenaltyState* pen,
   // mass, top-p keeps all of them and its select is skipped (same tokens kept).
   const bool top_k_first = top_k && static_cast<uint64_t>(p.top_k) * 64 <= static_cast<uint64_t>(N);
   rule.thr = min_thr;
-  if (top_k_first) top_k_rule(z, N, m, rule);
+  const uint64_t reach = top_k_first ? top_k_rule(z, N, m, rule) : 0;
   uint64_t cut_mass = 0;  // with top-p: the exact mass of e >= the cut-off (0: unknown)
   float cut = 0.0f;
   if (nucleus) {
@@ -262,7 +264,7 @@ int64_t Sampler::sample(const float* logits, int64_t n, const PenaltyState* pen,
         std::min<uint64_t>(static_cast<uint64_t>(std::ceil(p.top_p * static_cast<double>(Q))), Q);
     if (target == 0) {
       rule.thr = 1.0f;  // the tokens tied at the max (e == 1 exactly)
-    } else if (!(top_k_first && top_k_under(e, N, m, rule.zk, target))) {
+    } else if (!(top_k_first && top_k_under(e, N, m, rule.zk, reach, target))) {
       const TopPCutoff c = top_p_cutoff(e, chunk_max_.data(), N, target, Q, top_p_);
       rule.thr = std::max(c.value, min_thr);
       cut = c.value;

@@ -74,10 +74,11 @@ class Sampler {
   void check(const float* logits, int64_t n, const PenaltyState* pen, float* max_out, float* copy) const;
   bool modifies(const PenaltyState* pen) const noexcept;
   void apply(const PenaltyState* pen, float* z) const noexcept;
-  // Step 8's top-k: sets rule.zk / rule.ik when top-k drops tokens.
-  void top_k_rule(const float* z, size_t N, float m, KeepRule& rule);
-  // True if the tokens top-k keeps (z >= zk) surely hold less than top-p's target mass.
-  bool top_k_under(const float* e, size_t N, float m, float zk, uint64_t target);
+  // Step 8's top-k: sets rule.zk / rule.ik when top-k drops tokens and returns how
+  // many tokens have z >= zk (0 when it drops none).
+  uint64_t top_k_rule(const float* z, size_t N, float m, KeepRule& rule);
+  // True if the tokens top-k keeps (z >= zk; reach of them) surely hold less than top-p's target mass.
+  bool top_k_under(const float* e, size_t N, float m, float zk, uint64_t reach, uint64_t target);
   // The max of z = apply(logits) given m = the max of logits.
   float max_after_apply(const float* logits, const PenaltyState* pen, float m, const float* z) const noexcept;
 

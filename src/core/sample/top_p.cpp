@@ -178,7 +178,7 @@ TopPCutoff top_p_cutoff(const float* e, const float* chunk_max, size_t n, uint64
 
 KthKey kth_largest_key(uint32_t* keys, size_t count, uint32_t lo, uint32_t hi, uint64_t k, TopPScratch& s) {
   const Selected c = refine(SUTRA_ISA_SELECT(sutra::sample), keys, count, lo, hi, k, s.hist, true);
-  return {c.value, c.above};
+  return {c.value, c.above, c.mass};
 }
 
 }  // namespace sutra::sample

@@ -46,11 +46,12 @@ TopPCutoff top_p_cutoff(const float* e, const float* chunk_max, size_t n, uint64
                         TopPScratch& s);
 
 // Top-k with the same select: the k-th largest of keys[0, count) (z_key values,
-// range [lo, hi]), 1 <= k <= count, counting repeats. Returns that key and how
-// many keys are larger. keys is reordered.
+// range [lo, hi]), 1 <= k <= count, counting repeats. Returns that key, how
+// many keys are larger and how many reach it (>=). keys is reordered.
 struct KthKey {
   uint32_t key;
   uint64_t larger;
+  uint64_t reach;
 };
 KthKey kth_largest_key(uint32_t* keys, size_t count, uint32_t lo, uint32_t hi, uint64_t k, TopPScratch& s);
 
