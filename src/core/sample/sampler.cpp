@@ -278,23 +278,29 @@ int64_t Sampler::sample(const float* logits, int64_t n, const PenaltyState* pen,
     // T = 1, top-p alone: the weights are to_fixed(e) and their total is known.
     return static_cast<int64_t>(K.find_draw(e, e, z, N, rule, rng.below(cut_mass)));
   }
+  return draw(e, z, N, rule, m, rng);
+}
+
+int64_t Sampler::draw(const float* e, const float* z, size_t N, const KeepRule& rule, float m, Rng& rng) {
   // Weights summed per block of 256, so that a draw rescans one block.
-  const Tempering plain{Temper::kNone, m, 0.0f};
-  if (p.temperature > 1.0) {  // w = exp((z - m) / T), one exp per kept token
-    const Tempering hot{Temper::kHotter, m, inv_t};
+  const KernelTable& K = kernels();
+  const double T = params_.temperature;
+  if (T > 1.0) {  // w = exp((z - m) / T), one exp per kept token
+    const Tempering hot{Temper::kHotter, m, static_cast<float>(1.0 / T)};
     const uint64_t total = K.tempered_blocks(e, z, N, rule, hot, sums_.data());
     if (total == 0) bad("logits", "leave no token with non-zero probability");  // the max is always kept
     return static_cast<int64_t>(K.tempered_find(e, z, N, rule, hot, sums_.data(), rng.below(total)));
   }
+  const Tempering plain{Temper::kNone, m, 0.0f};
   const uint64_t kept_mass = K.tempered_blocks(e, z, N, rule, plain, sums_.data());
   if (kept_mass == 0) bad("logits", "leave no token with non-zero probability");
-  if (!tempered) return static_cast<int64_t>(K.tempered_find(e, z, N, rule, plain, sums_.data(), rng.below(kept_mass)));
+  if (T == 1.0) return static_cast<int64_t>(K.tempered_find(e, z, N, rule, plain, sums_.data(), rng.below(kept_mass)));
   // T < 1: w = cooler_weight <= e (fast_exp.h), drawn by rejection: propose i with
   // probability q_i / kept_mass (q = to_fixed(e)), accept it with probability
   // to_fixed(w_i) / q_i. An accepted token has exactly the distribution of the
   // weights to_fixed(w); after kTrials rejections the draw is made from those
   // weights directly (one exp per kept token), which has it too.
-  const Tempering cool{Temper::kCooler, m, static_cast<float>(1.0 / p.temperature - 1.0)};
+  const Tempering cool{Temper::kCooler, m, static_cast<float>(1.0 / T - 1.0)};
   for (int trial = 0; trial < kTrials; ++trial) {
     const size_t i = K.tempered_find(e, z, N, rule, plain, sums_.data(), rng.below(kept_mass));
     if (rng.below(to_fixed(e[i])) < to_fixed(tempered_weight(e[i], z[i], cool))) return static_cast<int64_t>(i);

@@ -79,6 +79,8 @@ class Sampler {
   uint64_t top_k_rule(const float* z, size_t N, float m, KeepRule& rule);
   // True if the tokens top-k keeps (z >= zk; reach of them) surely hold less than top-p's target mass.
   bool top_k_under(const float* e, size_t N, float m, float zk, uint64_t reach, uint64_t target);
+  // Steps 9-10 after the filters: the tempered weights of the kept tokens and the draw.
+  int64_t draw(const float* e, const float* z, size_t N, const KeepRule& rule, float m, Rng& rng);
   // The max of z = apply(logits) given m = the max of logits.
   float max_after_apply(const float* logits, const PenaltyState* pen, float m, const float* z) const noexcept;
 
