@@ -149,17 +149,21 @@ def test_distribution_chi_square(T):
     assert chi2 < dof + 6 * math.sqrt(2 * dof), (chi2, counts, p)  # ~4 sigma
 
 
-@pytest.mark.parametrize("T,kind", [(0.9, "wide"), (0.5, "wide"), (0.01, "close")])
-def test_distribution_chi_square_cooler_with_filter(T, kind):
-    # T < 1 with a filter: a rejection draw from the T = 1 weights, and a direct
+@pytest.mark.parametrize("T,kind", [(0.9, "wide"), (0.5, "wide"), (0.01, "close"), (1.5, "wide"), (3.0, "far")])
+def test_distribution_chi_square_tempered_with_filter(T, kind):
+    # T != 1 with a filter: a rejection draw from the T = 1 weights, and a direct
     # draw after 8 rejections (the "close" case takes that path about one time
-    # in six). Both must follow exp(z / T) over the tokens the filter keeps.
+    # in six); at T > 1 with kept tokens far below the max ("far") the direct
+    # draw of exp(z / T). Each must follow exp(z / T) over the tokens kept.
     if kind == "wide":
         z = np.array([2.0, 1.0, 0.5, 0.0, -1.0, -3.0, 1.5, 0.2], np.float32)
         min_p = 0.1  # keeps z >= 2 + ln 0.1 = -0.30
-    else:
+    elif kind == "close":
         z = (-0.01 * np.arange(8)).astype(np.float32)
         min_p = 1e-6  # keeps every token, but switches the filtered path on
+    else:
+        z = np.linspace(0, -10, 8).astype(np.float32)
+        min_p = 1e-6
     keep = np.exp(z.astype(np.float64) - z.max()) >= min_p
     p = np.where(keep, np.exp(z.astype(np.float64) / T - z.max() / T), 0.0)
     p /= p.sum()

@@ -155,8 +155,8 @@ def sample(logits, params: dict, penalties: PenaltyState | None, rng: Rng) -> in
         keep &= e.astype(np.float64) >= min_p
 
     filtered = top_p < 1.0 or 0 < top_k < len(z) or min_p > 0.0
-    if T < 1.0 and filtered:
-        return _cooler_draw(x, e, np.where(keep, q, np.uint64(0)), F32(1.0 / T - 1.0), rng)
+    if T != 1.0 and filtered:
+        return _tempered_draw(x, e, keep, np.where(keep, q, np.uint64(0)), T, rng)
     if T != 1.0:
         q = to_fixed(exp_nonpos(x * F32(1.0 / T)))
     return _draw(np.where(keep, q, np.uint64(0)), rng)
@@ -171,21 +171,26 @@ def _draw(w: np.ndarray, rng: Rng) -> int:
 TRIALS = 8  # rejection draws before the direct draw (C++: kTrials)
 
 
-def cooler_weight(e: np.ndarray, x: np.ndarray, s: np.float32) -> np.ndarray:
-    """Weight at T < 1 (s = float32(1/T - 1)): e * exp(min(x s, 0)) <= e, float32 op for op."""
+def ratio_weight(e: np.ndarray, x: np.ndarray, c: np.float32, s: np.float32) -> np.ndarray:
+    """e * exp(min((x - c) s, 0)), float32 op for op (C++ fast_exp.h)."""
     with np.errstate(invalid="ignore", over="ignore"):
-        a = (x * s).astype(F32)
+        a = ((x - c) * s).astype(F32)
     return (e * exp_nonpos(np.where(a < 0, a, F32(0.0)))).astype(F32)
 
 
-def _cooler_draw(x: np.ndarray, e: np.ndarray, q_kept: np.ndarray, s: np.float32, rng: Rng) -> int:
-    """T < 1 after filters: propose i by the T = 1 weights q of the kept tokens,
-    accept with probability w_i / q_i (w = to_fixed(cooler_weight) <= q); after
-    TRIALS rejections draw from w directly. Either way the token follows w."""
+def _tempered_draw(x, e, keep, q_kept, T: float, rng: Rng) -> int:
+    """T != 1 after filters (C++ Sampler::draw). Weights w = to_fixed(ratio_weight)
+    <= q with c = 0 (T < 1) or the least x kept (T > 1): propose i by q, accept
+    with probability w_i / q_i, and after TRIALS rejections draw from w directly;
+    either way the token follows w. For T > 1 with c s > 2 the weights are
+    exp(x / T), drawn directly."""
+    s = F32(1.0 / T - 1.0)
+    c = x[keep & (e > 0)].min() if T > 1.0 else F32(0.0)
+    if float(c) * float(s) > 2.0:
+        return _draw(np.where(keep, to_fixed(exp_nonpos(x * F32(1.0 / T))), np.uint64(0)), rng)
     for _ in range(TRIALS):
         i = _draw(q_kept, rng)
-        w_i = int(to_fixed(cooler_weight(e[i : i + 1], x[i : i + 1], s))[0])
+        w_i = int(to_fixed(ratio_weight(e[i : i + 1], x[i : i + 1], c, s))[0])
         if rng.below(int(q_kept[i])) < w_i:
             return i
-    w = to_fixed(cooler_weight(e, x, s))
-    return _draw(np.where(q_kept > 0, w, np.uint64(0)), rng)
+    return _draw(np.where(keep, to_fixed(ratio_weight(e, x, c, s)), np.uint64(0)), rng)

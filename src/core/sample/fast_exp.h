@@ -50,23 +50,28 @@ inline float exp_nonpos(float x) noexcept {
   return bits_to_float(float_to_bits(p * scale) & mask);
 }
 
-// A kept token's weight at temperature T (sampler.h, step 9), from x = z - m and
-// e = exp_nonpos(x): T < 1 (cooler, s = float(1/T - 1) > 0): e * exp_nonpos(min(x s, 0)),
-// which is <= e by construction (the rejection draw needs that; the min only
-// matters for x = -inf); T > 1 (s = float(1/T)): exp_nonpos(x s); T = 1: e.
-enum class Temper { kNone, kCooler, kHotter };
+// A kept token's weight at temperature T != 1 (sampler.h, step 9), from x = z - m
+// and e = exp_nonpos(x), proportional to exp(x / T) in both forms:
+//  kRatio: e * exp_nonpos(min((x - c) s, 0)) with s = float(1/T - 1), where
+//    c = 0 for T < 1 and c = the least x of a kept token (e > 0) for T > 1, so
+//    that the argument is <= 0 and the weight <= e (the rejection draw needs
+//    that; the min only matters for x = -inf);
+//  kExp: exp_nonpos(x s) with s = float(1/T) (T > 1 when c is far below 0);
+//  kNone: e (T = 1).
+enum class Temper { kNone, kRatio, kExp };
 struct Tempering {
   Temper mode;
   float m;
+  float c;
   float s;
 };
-inline float cooler_weight(float e, float x, float s) noexcept {
-  const float a = x * s;
+inline float ratio_weight(float e, float x, float c, float s) noexcept {
+  const float a = (x - c) * s;
   return e * exp_nonpos(a < 0.0f ? a : 0.0f);
 }
 inline float tempered_weight(float e, float z, Tempering t) noexcept {
   if (t.mode == Temper::kNone) return e;
-  if (t.mode == Temper::kCooler) return cooler_weight(e, z - t.m, t.s);
+  if (t.mode == Temper::kRatio) return ratio_weight(e, z - t.m, t.c, t.s);
   return exp_nonpos((z - t.m) * t.s);
 }
 

@@ -432,14 +432,15 @@ inline bool kept(const float* e, const float* z, size_t i, const KeepRule& k) no
   return (e[i] >= k.thr) & ((z[i] > k.zk) | ((z[i] == k.zk) & (static_cast<int64_t>(i) <= k.ik)));
 }
 
-uint64_t tempered_blocks(const float* e, const float* z, size_t n, KeepRule k, Tempering w,
-                         uint64_t* sums) noexcept {
+uint64_t tempered_blocks(const float* e, const float* z, size_t n, KeepRule k, Tempering w, uint64_t* sums,
+                         float* zmin) noexcept {
   uint64_t total = 0;
 #if SUTRA_SAMPLE_AVX512
   const __m512 thr = _mm512_set1_ps(k.thr), zk = _mm512_set1_ps(k.zk);
   const __m512i ik = _mm512_set1_epi32(static_cast<int32_t>(k.ik < INT32_MAX ? k.ik : INT32_MAX));
   const bool top_k = k.zk != -kInf;  // without top-k every z passes its test
-  const __m512 vm = _mm512_set1_ps(w.m), vs = _mm512_set1_ps(w.s);
+  const __m512 vm = _mm512_set1_ps(w.m), vc = _mm512_set1_ps(w.c), vs = _mm512_set1_ps(w.s);
+  __m512 lo = _mm512_set1_ps(kInf);
   // The block's kept tokens, packed (+ 16: whole-vector stores), so that their
   // weights are computed in whole vectors without a branch.
   alignas(64) float kept_e[kDrawBlock + 16], kept_z[kDrawBlock + 16];
@@ -452,7 +453,7 @@ uint64_t tempered_blocks(const float* e, const float* z, size_t n, KeepRule k, T
       const __m512 ev = _mm512_maskz_loadu_ps(t, e + g);
       __mmask16 keep = _mm512_mask_cmp_ps_mask(t, ev, thr, _CMP_GE_OQ);
       if (!keep) continue;  // (sparse filters: most groups)
-      const __m512 zv = top_k || w.mode != Temper::kNone ? _mm512_maskz_loadu_ps(t, z + g) : ev;
+      const __m512 zv = top_k || zmin || w.mode != Temper::kNone ? _mm512_maskz_loadu_ps(t, z + g) : ev;
       if (top_k) {
         const __m512i iv = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(g)),
                                             _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
@@ -460,6 +461,7 @@ uint64_t tempered_blocks(const float* e, const float* z, size_t n, KeepRule k, T
                 (_mm512_cmp_ps_mask(zv, zk, _CMP_EQ_OQ) & _mm512_cmp_epi32_mask(iv, ik, _MM_CMPINT_LE));
         if (!keep) continue;
       }
+      if (zmin) lo = _mm512_mask_min_ps(lo, keep & _mm512_cmp_ps_mask(ev, _mm512_setzero_ps(), _CMP_GT_OQ), lo, zv);
       if (w.mode == Temper::kNone) {  // T = 1: the weights are e, nothing to pack
         const __m512 v = _mm512_maskz_mov_ps(keep, ev);
         plain_sum = _mm512_add_epi64(plain_sum, _mm512_add_epi64(fixed_lo(v), fixed_hi(v)));
@@ -474,15 +476,17 @@ uint64_t tempered_blocks(const float* e, const float* z, size_t n, KeepRule k, T
       const __mmask16 t = tail_mask(count - j);
       __m512 v = _mm512_maskz_loadu_ps(t, kept_e + j);
       if (w.mode != Temper::kNone) {
-        const __m512 a = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(t, kept_z + j), vm), vs);
-        v = w.mode == Temper::kCooler ? _mm512_mul_ps(v, exp16(_mm512_min_ps(a, _mm512_setzero_ps())))
-                                      : _mm512_maskz_mov_ps(t, exp16(a));
+        const __m512 x = _mm512_sub_ps(_mm512_maskz_loadu_ps(t, kept_z + j), vm);
+        v = w.mode == Temper::kRatio
+                ? _mm512_mul_ps(v, exp16(_mm512_min_ps(_mm512_mul_ps(_mm512_sub_ps(x, vc), vs), _mm512_setzero_ps())))
+                : _mm512_maskz_mov_ps(t, exp16(_mm512_mul_ps(x, vs)));
       }
       s = _mm512_add_epi64(s, _mm512_add_epi64(fixed_lo(v), fixed_hi(v)));
     }
     sums[b / kDrawBlock] = lane_sum(s);
     total += sums[b / kDrawBlock];
   }
+  if (zmin) *zmin = _mm512_reduce_min_ps(lo);
   return total;
 #endif
   float wb[kDrawBlock];
@@ -494,11 +498,11 @@ uint64_t tempered_blocks(const float* e, const float* z, size_t n, KeepRule k, T
     uint64_t s = 0;
     if (any) {  // the whole block's weights in one vectorized loop, then the kept ones' sum
       const float* src = e + b;
-      if (w.mode == Temper::kCooler) {
+      if (w.mode == Temper::kRatio) {
 #pragma omp simd
-        for (size_t i = b; i < end; ++i) wb[i - b] = cooler_weight(e[i], z[i] - w.m, w.s);
+        for (size_t i = b; i < end; ++i) wb[i - b] = ratio_weight(e[i], z[i] - w.m, w.c, w.s);
         src = wb;
-      } else if (w.mode == Temper::kHotter) {
+      } else if (w.mode == Temper::kExp) {
 #pragma omp simd
         for (size_t i = b; i < end; ++i) wb[i - b] = exp_nonpos((z[i] - w.m) * w.s);
         src = wb;
@@ -508,6 +512,12 @@ uint64_t tempered_blocks(const float* e, const float* z, size_t n, KeepRule k, T
     }
     sums[b / kDrawBlock] = s;
     total += s;
+  }
+  if (zmin) {
+    float lo = kInf;
+    for (size_t i = 0; i < n; ++i)
+      if (kept(e, z, i, k) && e[i] > 0.0f && z[i] < lo) lo = z[i];
+    *zmin = lo;
   }
   return total;
 }

@@ -56,8 +56,9 @@ struct KernelTable {
   size_t (*band_filter)(uint32_t* vals, size_t count, uint32_t lo, uint32_t hi) noexcept;
   // Weights of the kept tokens, to_fixed(tempered_weight(e, z, w)) (fast_exp.h): sums[j] = their
   // sum over tokens [256 j, 256 j + 256) (groups of 16 without a kept token are skipped); returns the total.
-  uint64_t (*tempered_blocks)(const float* e, const float* z, size_t n, KeepRule k, Tempering w,
-                              uint64_t* sums) noexcept;
+  // zmin (may be null): the least z of the kept tokens with e > 0 (+inf if none).
+  uint64_t (*tempered_blocks)(const float* e, const float* z, size_t n, KeepRule k, Tempering w, uint64_t* sums,
+                              float* zmin) noexcept;
   // First kept i whose running sum of those weights exceeds r (r < total), using sums.
   size_t (*tempered_find)(const float* e, const float* z, size_t n, KeepRule k, Tempering w, const uint64_t* sums,
                           uint64_t r) noexcept;

@@ -282,31 +282,37 @@ int64_t Sampler::sample(const float* logits, int64_t n, const PenaltyState* pen,
 }
 
 int64_t Sampler::draw(const float* e, const float* z, size_t N, const KeepRule& rule, float m, Rng& rng) {
-  // Weights summed per block of 256, so that a draw rescans one block.
+  // Weights summed per block of 256, so that a draw rescans one block. First the
+  // T = 1 weights q = to_fixed(e) of the kept tokens (and, for T > 1, their least z).
   const KernelTable& K = kernels();
   const double T = params_.temperature;
-  if (T > 1.0) {  // w = exp((z - m) / T), one exp per kept token
-    const Tempering hot{Temper::kHotter, m, static_cast<float>(1.0 / T)};
-    const uint64_t total = K.tempered_blocks(e, z, N, rule, hot, sums_.data());
-    if (total == 0) bad("logits", "leave no token with non-zero probability");  // the max is always kept
+  const Tempering plain{Temper::kNone, m, 0.0f, 0.0f};
+  float zmin = 0.0f;
+  const uint64_t kept_mass = K.tempered_blocks(e, z, N, rule, plain, sums_.data(), T > 1.0 ? &zmin : nullptr);
+  if (kept_mass == 0) bad("logits", "leave no token with non-zero probability");  // the max is always kept
+  if (T == 1.0) return static_cast<int64_t>(K.tempered_find(e, z, N, rule, plain, sums_.data(), rng.below(kept_mass)));
+  // w = ratio_weight <= e (fast_exp.h), drawn by rejection: propose i with
+  // probability q_i / kept_mass, accept it with probability to_fixed(w_i) / q_i.
+  // An accepted token has exactly the distribution of the weights to_fixed(w);
+  // after kTrials rejections the draw is made from those weights directly (one
+  // exp per kept token), which has it too. For T > 1 the weights are scaled by
+  // exp(c (1 - 1/T)): when that is below e^-2 (kept tokens far below the max)
+  // they would lose precision and be rarely accepted, so exp((z - m) / T)
+  // is drawn from directly instead.
+  const float s = static_cast<float>(1.0 / T - 1.0);
+  const float c = T > 1.0 ? zmin - m : 0.0f;
+  if (static_cast<double>(c) * static_cast<double>(s) > 2.0) {
+    const Tempering hot{Temper::kExp, m, 0.0f, static_cast<float>(1.0 / T)};
+    const uint64_t total = K.tempered_blocks(e, z, N, rule, hot, sums_.data(), nullptr);
     return static_cast<int64_t>(K.tempered_find(e, z, N, rule, hot, sums_.data(), rng.below(total)));
   }
-  const Tempering plain{Temper::kNone, m, 0.0f};
-  const uint64_t kept_mass = K.tempered_blocks(e, z, N, rule, plain, sums_.data());
-  if (kept_mass == 0) bad("logits", "leave no token with non-zero probability");
-  if (T == 1.0) return static_cast<int64_t>(K.tempered_find(e, z, N, rule, plain, sums_.data(), rng.below(kept_mass)));
-  // T < 1: w = cooler_weight <= e (fast_exp.h), drawn by rejection: propose i with
-  // probability q_i / kept_mass (q = to_fixed(e)), accept it with probability
-  // to_fixed(w_i) / q_i. An accepted token has exactly the distribution of the
-  // weights to_fixed(w); after kTrials rejections the draw is made from those
-  // weights directly (one exp per kept token), which has it too.
-  const Tempering cool{Temper::kCooler, m, static_cast<float>(1.0 / T - 1.0)};
+  const Tempering ratio{Temper::kRatio, m, c, s};
   for (int trial = 0; trial < kTrials; ++trial) {
     const size_t i = K.tempered_find(e, z, N, rule, plain, sums_.data(), rng.below(kept_mass));
-    if (rng.below(to_fixed(e[i])) < to_fixed(tempered_weight(e[i], z[i], cool))) return static_cast<int64_t>(i);
+    if (rng.below(to_fixed(e[i])) < to_fixed(tempered_weight(e[i], z[i], ratio))) return static_cast<int64_t>(i);
   }
-  const uint64_t total = K.tempered_blocks(e, z, N, rule, cool, sums_.data());
-  return static_cast<int64_t>(K.tempered_find(e, z, N, rule, cool, sums_.data(), rng.below(total)));
+  const uint64_t total = K.tempered_blocks(e, z, N, rule, ratio, sums_.data(), nullptr);
+  return static_cast<int64_t>(K.tempered_find(e, z, N, rule, ratio, sums_.data(), rng.below(total)));
 }
 
 }  // namespace sutra::sample

@@ -19,11 +19,13 @@
 //       select on order keys of z, top_p.h);
 //     min-p: keep e >= min_p (e = p / p_max);
 //  9. weights (temperature after top-p, as the reference), over the kept tokens:
-//     T = 1: q; T > 1, or no filter at all: rint(exp((z - m) * float32(1/T)) * 2^40);
-//     T < 1 with a filter: rint(e * exp(min((z - m) * float32(1/T - 1), 0)) * 2^40)
+//     T = 1: q; no filter at all: rint(exp((z - m) * float32(1/T)) * 2^40);
+//     with a filter: rint(e * exp(min((z - m - c) * float32(1/T - 1), 0)) * 2^40),
+//     c = 0 for T < 1, c = the least z - m of a kept token with e > 0 for T > 1,
+//     except when c * (1/T - 1) > 2 (T > 1): rint(exp((z - m) * float32(1/T)) * 2^40)
 //     (fast_exp.h: tempered_weight; all are p^(1/T) up to a constant and rounding);
 // 10. draw r uniform in [0, sum w) with Rng::below, return the first kept
-//     index whose running sum of w exceeds r. T < 1 with a filter first tries up
+//     index whose running sum of w exceeds r. The form with c first tries up
 //     to 8 rejection draws: i by q as in step 10, accepted if Rng::below(q_i) <
 //     w_i (w <= q there), which gives the same distribution without an exp per
 //     kept token; the RNG calls are part of the definition (the twin makes them too).
