@@ -48,6 +48,7 @@ CASES = {"T=1 top_p=0.85": dict(temperature=1.0, top_p=0.85),
          "T=0.8 top_p=0.85 +penalties": dict(temperature=0.8, top_p=0.85, **PENALTIES),
          "T=1.2 top_p=0.9 top_k=40 min_p=0.05 +penalties": dict(temperature=1.2, top_p=0.9, top_k=40,
                                                                min_p=0.05, **PENALTIES),
+         "T=1.3 top_p=0.95": dict(temperature=1.3, top_p=0.95),
          "greedy": dict(temperature=0.0)}
 KINDS = ["peaked", "spiky", "flat", "flat 0.1", "uniform", "ties", "extreme"]
 PAIRS = [(case, kind) for case in CASES for kind in KINDS
