@@ -490,12 +490,20 @@ uint64_t tempered_blocks(const float* e, const float* z, size_t n, KeepRule k, T
   return total;
 #endif
   float wb[kDrawBlock];
+  float lowest = kInf;
   for (size_t b = 0; b < n; b += kDrawBlock) {
     const size_t end = b + kDrawBlock < n ? b + kDrawBlock : n;
     int any = 0;
 #pragma omp simd reduction(| : any)
     for (size_t i = b; i < end; ++i) any |= kept(e, z, i, k);
     uint64_t s = 0;
+    if (any && zmin) {
+#pragma omp simd reduction(min : lowest)
+      for (size_t i = b; i < end; ++i) {
+        const float v = kept(e, z, i, k) & (e[i] > 0.0f) ? z[i] : kInf;
+        lowest = v < lowest ? v : lowest;
+      }
+    }
     if (any) {  // the whole block's weights in one vectorized loop, then the kept ones' sum
       const float* src = e + b;
       if (w.mode == Temper::kRatio) {
@@ -513,12 +521,7 @@ uint64_t tempered_blocks(const float* e, const float* z, size_t n, KeepRule k, T
     sums[b / kDrawBlock] = s;
     total += s;
   }
-  if (zmin) {
-    float lo = kInf;
-    for (size_t i = 0; i < n; ++i)
-      if (kept(e, z, i, k) && e[i] > 0.0f && z[i] < lo) lo = z[i];
-    *zmin = lo;
-  }
+  if (zmin) *zmin = lowest;
   return total;
 }
 
