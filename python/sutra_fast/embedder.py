@@ -272,13 +272,15 @@ class Embedder:
                      progress: Optional["_Progress"]) -> None:
         enc = self._tokenizer.encode_batch(texts, max_length=self._max_length)
         mask = enc["attention_mask"]
-        lengths = mask.sum(axis=1)
         n = len(texts)
-        if n <= batch_size and n * int(lengths.max()) <= TOKEN_BUDGET:
+        # Padded to the longest text: when that fits, one call, no sorting (and
+        # no numpy reductions, which cost ~50 us cold - a tenth of a short text's time).
+        if n <= batch_size and n * mask.shape[1] <= TOKEN_BUDGET:
             out[:] = self._forward(enc)
             if progress is not None:
                 progress.update(n)
             return
+        lengths = mask.sum(axis=1)
         order = np.argsort(lengths, kind="stable")
         i = 0
         while i < n:

@@ -9,8 +9,13 @@ ops EmbedLayerNormalization / Attention / SkipLayerNormalization / BiasGelu that
 ORT's offline transformer optimiser aims for); all three ran within noise of
 each other single-threaded, and plain is the most portable (README, "Conversion").
 
-One change versus a literal export, exact in real arithmetic: the
-1/sqrt(head_dim) attention scale is folded into the query weights and bias.
+Changes versus a literal export, exact in real arithmetic: the
+1/sqrt(head_dim) attention scale is folded into the query weights and bias;
+in the plain form the key bias is dropped (it adds the same q.bk to every
+score of a query row, which softmax ignores) and the value bias is moved into
+the attention-output bias (bv @ Wo; rows of probabilities sum to 1) - two
+Adds per layer fewer, measured +1.4% fp32 throughput, -3% batch-1 latency,
+same min cosine vs sentence-transformers.
 
 ``int8=Int8Recipe(...)`` writes the quantised variant (see :class:`Int8Recipe`).
 """
@@ -309,14 +314,20 @@ def _plain_body(g: _Graph, cfg: BertConfig, W: _Weights, *, fuse_qkv: bool,
         tap(x, f"calib.layer.{i}.attn")
         wqkv, bqkv = W.qkv(i)
         xa, (wqkv,) = smooth(x, f"layer.{i}.attn", [wqkv])
+        v_bias = None
         if fuse_qkv:
             qkv = dense(xa, f"{p}.attention.self.qkv", wqkv, bqkv)
             q, k, v = g.add("Split", qkv, g.const(f"{p}.qkv_split", np.array([D, D, D], np.int64)),
                             n_out=3, axis=-1)
         else:
-            q, k, v = (dense(xa, f"{p}.attention.self.{n}", wqkv[:, j * D:(j + 1) * D],
-                             bqkv[j * D:(j + 1) * D])
-                       for j, n in enumerate(("query", "key", "value")))
+            # Exact in real arithmetic, two Adds per layer fewer: K's bias adds q.bk to
+            # every score of a query row, which softmax ignores; V's bias passes through
+            # the attention unchanged (each row of probabilities sums to 1), so it joins
+            # the output dense layer's bias as bv @ Wo.
+            q = dense(xa, f"{p}.attention.self.query", wqkv[:, :D], bqkv[:D])
+            k = g.add("MatMul", xa, g.const(f"{p}.attention.self.key.weight_t", wqkv[:, D:2 * D]))
+            v = g.add("MatMul", xa, g.const(f"{p}.attention.self.value.weight_t", wqkv[:, 2 * D:]))
+            v_bias = bqkv[2 * D:]
         q = g.add("Transpose", g.add("Reshape", q, heads_shape), perm=[0, 2, 1, 3])  # B,H,S,dh
         k = g.add("Transpose", g.add("Reshape", k, heads_shape), perm=[0, 2, 3, 1])  # B,H,dh,S
         v = g.add("Transpose", g.add("Reshape", v, heads_shape), perm=[0, 2, 1, 3])  # B,H,S,dh
@@ -324,8 +335,10 @@ def _plain_body(g: _Graph, cfg: BertConfig, W: _Weights, *, fuse_qkv: bool,
         probs = g.add("Softmax", scores, axis=-1)
         ctx = g.add("MatMul", probs, v)
         ctx = g.add("Reshape", g.add("Transpose", ctx, perm=[0, 2, 1, 3]), merged_shape)
-        a = g.add("Add", dense(ctx, f"{p}.attention.output.dense",
-                               *W.linear(f"{p}.attention.output.dense")), x)
+        wo, bo = W.linear(f"{p}.attention.output.dense")
+        if v_bias is not None:
+            bo = (bo + v_bias @ wo).astype(np.float32)
+        a = g.add("Add", dense(ctx, f"{p}.attention.output.dense", wo, bo), x)
         x = layer_norm(a, f"{p}.attention.output.LayerNorm")
 
         tap(x, f"calib.layer.{i}.ffn")
