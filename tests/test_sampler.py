@@ -173,6 +173,22 @@ def test_distribution_chi_square_tempered_with_filter(T, kind):
     assert chi2 < dof + 6 * math.sqrt(2 * dof), (chi2, counts, p)  # ~4 sigma
 
 
+@pytest.mark.parametrize("params", [dict(temperature=0.05), dict(temperature=20.0),
+                                    dict(temperature=20.0, top_p=0.9), dict(temperature=0.3, min_p=0.1),
+                                    dict(temperature=0.05, top_p=0.9)])
+def test_extreme_logits_overflow_quietly_like_the_twin(params, isa):
+    # (z - m) / T overflows to -inf for z - m = -3e38 at T < 1 (and z - m
+    # itself for +-3.4e38): weight 0 in both, with no numpy warning (the tests
+    # run with warnings as errors).
+    z = np.where(np.arange(64) % 2, 0.0, -3e38).astype(np.float32)
+    z[2] = -3.4e38
+    s = sf.Sampler(64, seed=3, **params)
+    full, rng = dict(s.params), R.Rng(3)
+    for _ in range(5):
+        tok = s.sample(z, record=False)
+        assert tok % 2 == 1 and tok == R.sample(z, full, None, rng)
+
+
 def test_top_p_support_matches_rwkv_reference():
     """top_p then temperature: the tokens the reference can draw are the ones we draw."""
     z = np.array([3.0, 2.5, 2.4, 1.0, 0.9, 0.0, -1.0, 2.0, -5.0, 1.5], np.float32)

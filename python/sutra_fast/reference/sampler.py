@@ -102,7 +102,8 @@ def process(logits, params: dict, penalties: PenaltyState | None) -> np.ndarray:
         if r != 1.0:
             rf = F32(r)
             v = z[ids]
-            z[ids] = np.where(v > 0, v / rf, v * rf)
+            with np.errstate(over="ignore"):  # float32 overflow to +-inf, as in C++
+                z[ids] = np.where(v > 0, v / rf, v * rf)
         pres, freq = params.get("presence_penalty", 0.0), params.get("frequency_penalty", 0.0)
         if pres != 0.0 or freq != 0.0:
             z[ids] = (z[ids].astype(np.float64) - (pres + penalties.counts[ids] * freq)).astype(F32)
@@ -158,7 +159,8 @@ def sample(logits, params: dict, penalties: PenaltyState | None, rng: Rng) -> in
     if T != 1.0 and filtered:
         return _tempered_draw(x, e, keep, np.where(keep, q, np.uint64(0)), T, rng)
     if T != 1.0:
-        q = to_fixed(exp_nonpos(x * F32(1.0 / T)))
+        with np.errstate(over="ignore"):  # huge |x| / T overflows to -inf: weight 0, as in C++
+            q = to_fixed(exp_nonpos(x * F32(1.0 / T)))
     return _draw(np.where(keep, q, np.uint64(0)), rng)
 
 
@@ -187,7 +189,9 @@ def _tempered_draw(x, e, keep, q_kept, T: float, rng: Rng) -> int:
     s = F32(1.0 / T - 1.0)
     c = x[keep & (e > 0)].min() if T > 1.0 else F32(0.0)
     if float(c) * float(s) > 2.0:
-        return _draw(np.where(keep, to_fixed(exp_nonpos(x * F32(1.0 / T))), np.uint64(0)), rng)
+        with np.errstate(over="ignore"):
+            w = to_fixed(exp_nonpos(x * F32(1.0 / T)))
+        return _draw(np.where(keep, w, np.uint64(0)), rng)
     for _ in range(TRIALS):
         i = _draw(q_kept, rng)
         w_i = int(to_fixed(ratio_weight(e[i : i + 1], x[i : i + 1], c, s))[0])
