@@ -159,9 +159,14 @@ def sample(logits, params: dict, penalties: PenaltyState | None, rng: Rng) -> in
     if T != 1.0 and filtered:
         return _tempered_draw(x, e, keep, np.where(keep, q, np.uint64(0)), T, rng)
     if T != 1.0:
-        with np.errstate(over="ignore"):  # huge |x| / T overflows to -inf: weight 0, as in C++
-            q = to_fixed(exp_nonpos(x * F32(1.0 / T)))
+        q = exp_weights(x, T)
     return _draw(np.where(keep, q, np.uint64(0)), rng)
+
+
+def exp_weights(x: np.ndarray, T: float) -> np.ndarray:
+    """to_fixed(exp(x * float32(1/T))); a huge |x| / T overflows to -inf: weight 0, as in C++."""
+    with np.errstate(over="ignore"):
+        return to_fixed(exp_nonpos(x * F32(1.0 / T)))
 
 
 def _draw(w: np.ndarray, rng: Rng) -> int:
@@ -189,9 +194,7 @@ def _tempered_draw(x, e, keep, q_kept, T: float, rng: Rng) -> int:
     s = F32(1.0 / T - 1.0)
     c = x[keep & (e > 0)].min() if T > 1.0 else F32(0.0)
     if float(c) * float(s) > 2.0:
-        with np.errstate(over="ignore"):
-            w = to_fixed(exp_nonpos(x * F32(1.0 / T)))
-        return _draw(np.where(keep, w, np.uint64(0)), rng)
+        return _draw(np.where(keep, exp_weights(x, T), np.uint64(0)), rng)
     for _ in range(TRIALS):
         i = _draw(q_kept, rng)
         w_i = int(to_fixed(ratio_weight(e[i : i + 1], x[i : i + 1], c, s))[0])

@@ -127,14 +127,17 @@ inline __m512 exp16(__m512 x) noexcept {
   p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f));
   return _mm512_maskz_scalef_ps(ok, p, n);
 }
-// exp((z[i..i+16) - m) * s) on the lanes of t, 0 on the others (s = 1: x * 1.0f == x).
+// exp((z[i..i+16) - m) * s) on the lanes of t, 0 on the others; Scaled = false
+// skips the multiply, for s = 1 (x * 1.0f == x: the same bits).
+template <bool Scaled = true>
 inline __m512 exp_at(const float* z, __mmask16 t, __m512 m, __m512 s) noexcept {
-  return _mm512_maskz_mov_ps(t, exp16(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(t, z), m), s)));
+  const __m512 x = _mm512_sub_ps(_mm512_maskz_loadu_ps(t, z), m);
+  return _mm512_maskz_mov_ps(t, exp16(Scaled ? _mm512_mul_ps(x, s) : x));
 }
 #endif
 
 #if SUTRA_SAMPLE_AVX512
-// exp_sum's pass; Scaled = false skips the multiply by 1 (x * 1.0f == x: same bits).
+// exp_sum's pass (Scaled: see exp_at).
 template <bool Scaled>
 uint64_t exp_sum_avx512(const float* z, size_t n, float m, float scale, float* e, float* chunk_max) noexcept {
   const __m512 vm = _mm512_set1_ps(m), vs = _mm512_set1_ps(scale);
@@ -144,8 +147,7 @@ uint64_t exp_sum_avx512(const float* z, size_t n, float m, float scale, float* e
     __m512 mx = _mm512_setzero_ps();
     for (size_t i = c; i < end; i += 16) {
       const __mmask16 t = tail_mask(end - i);
-      const __m512 x = _mm512_sub_ps(_mm512_maskz_loadu_ps(t, z + i), vm);
-      const __m512 v = _mm512_maskz_mov_ps(t, exp16(Scaled ? _mm512_mul_ps(x, vs) : x));
+      const __m512 v = exp_at<Scaled>(z + i, t, vm, vs);
       _mm512_mask_storeu_ps(e + i, t, v);
       acc = _mm512_add_epi64(acc, _mm512_add_epi64(fixed_lo(v), fixed_hi(v)));
       mx = _mm512_max_ps(mx, v);

@@ -133,7 +133,7 @@ float Sampler::max_after_apply(const float* logits, const PenaltyState* pen, flo
 namespace {
 
 // A z below which exp_nonpos(z - m) < thr surely: m + ln(thr) less a margin for
-// the float rounding of z - m and exp_nonpos's error (~3e-7 relative, which is
+// the float rounding of z - m and exp_nonpos's error (< 2e-7 relative, which is
 // not monotone to the last bit). -inf for thr = 0.
 float z_floor(float thr, float m) noexcept {
   if (!(thr > 0.0f)) return -std::numeric_limits<float>::infinity();
