@@ -21,6 +21,7 @@ PARAM_SETS = [
     dict(min_p=0.3, temperature=2.0),
     dict(temperature=0),
     dict(top_p=0.0),
+    dict(top_p=0.0, top_k=20, temperature=0.8),
     dict(presence_penalty=0.4, frequency_penalty=0.3, top_p=0.9),
     dict(repetition_penalty=1.3, top_k=100, temperature=0.8),
     dict(presence_penalty=-0.2, frequency_penalty=0.5, repetition_penalty=0.9, top_p=0.95,
@@ -149,21 +150,26 @@ def test_distribution_chi_square(T):
     assert chi2 < dof + 6 * math.sqrt(2 * dof), (chi2, counts, p)  # ~4 sigma
 
 
-@pytest.mark.parametrize("T,kind", [(0.9, "wide"), (0.5, "wide"), (0.01, "close"), (1.5, "wide"), (3.0, "far")])
+@pytest.mark.parametrize("T,kind", [(0.9, "wide"), (0.5, "wide"), (0.01, "close"), (1.5, "wide"), (3.0, "far"),
+                                    (1.5, "rare")])
 def test_distribution_chi_square_tempered_with_filter(T, kind):
-    # T != 1 with a filter: a rejection draw from the T = 1 weights, and a direct
-    # draw after 8 rejections (the "close" case takes that path about one time
-    # in six); at T > 1 with kept tokens far below the max ("far") the direct
-    # draw of exp(z / T). Each must follow exp(z / T) over the tokens kept.
+    # A filter without top-p's cut-off: proposals from every token by exp(z / T),
+    # accepted if min-p keeps them; after 8 rejections a direct draw from the
+    # kept tokens ("rare": the kept tokens hold ~4% of the proposal mass, so
+    # about 3 draws in 4 take that path). Each must follow exp(z / T) over the kept tokens.
     if kind == "wide":
         z = np.array([2.0, 1.0, 0.5, 0.0, -1.0, -3.0, 1.5, 0.2], np.float32)
         min_p = 0.1  # keeps z >= 2 + ln 0.1 = -0.30
     elif kind == "close":
         z = (-0.01 * np.arange(8)).astype(np.float32)
         min_p = 1e-6  # keeps every token, but switches the filtered path on
-    else:
+    elif kind == "far":
         z = np.linspace(0, -10, 8).astype(np.float32)
         min_p = 1e-6
+    else:
+        z = np.full(64, -0.5, np.float32)
+        z[:2] = [0.0, -0.3]
+        min_p = math.exp(-0.4)  # keeps tokens 0 and 1
     keep = np.exp(z.astype(np.float64) - z.max()) >= min_p
     p = np.where(keep, np.exp(z.astype(np.float64) / T - z.max() / T), 0.0)
     p /= p.sum()
@@ -171,6 +177,28 @@ def test_distribution_chi_square_tempered_with_filter(T, kind):
     counts = np.bincount([s.sample(z) for _ in range(20000)], minlength=len(z))
     chi2, dof = _chi2(counts, p)
     assert chi2 < dof + 6 * math.sqrt(2 * dof), (chi2, counts, p)  # ~4 sigma
+
+
+@pytest.mark.parametrize("T,top_k", [(1.0, 0), (0.8, 0), (1.6, 0), (1.3, 1500)])
+def test_distribution_chi_square_top_p_proposals(T, top_k):
+    # 4096 slowly falling logits: no token holds 1/1024 of the mass, so top-p is
+    # decided per proposal (kept iff the tokens above it hold less than the
+    # target), not by finding its cut-off; with top-k the proposals come from
+    # the k best. The kept set is computed here in float64, independently.
+    V = 4096
+    z = np.linspace(0.0, -3.0, V).astype(np.float32)
+    e = np.exp(z.astype(np.float64))
+    cum = np.cumsum(e)
+    n_kept = int(np.searchsorted(cum, 0.5 * cum[-1])) + 1  # top_p = 0.5 (z is descending)
+    p = np.zeros(V)
+    p[:n_kept] = np.exp(z[:n_kept].astype(np.float64) / T)
+    p /= p.sum()
+    s = sf.Sampler(V, temperature=T, top_p=0.5, top_k=top_k, seed=11)
+    counts = np.bincount([s.sample(z, record=False) for _ in range(30000)], minlength=V)
+    assert counts[n_kept:].sum() == 0, "sampled a token top-p drops"
+    groups = np.array_split(np.arange(n_kept), 16)  # 16 bins of consecutive kept tokens
+    chi2, dof = _chi2(np.array([counts[g].sum() for g in groups]), np.array([p[g].sum() for g in groups]))
+    assert chi2 < dof + 6 * math.sqrt(2 * dof), (chi2, dof)
 
 
 @pytest.mark.parametrize("params", [dict(temperature=0.05), dict(temperature=20.0),
@@ -201,14 +229,14 @@ def test_top_p_support_matches_rwkv_reference():
         assert ours == ref, (top_p, T)
 
 
-def test_top_p_distribution_within_support():
+@pytest.mark.parametrize("T", [1.0, 0.7, 1.8])
+def test_top_p_distribution_within_support(T):
+    # A confident distribution: top-p's cut-off is found among the heavy tokens and the kept ones drawn directly.
     z = np.array([3.0, 2.0, 1.0, 0.0, -1.0], np.float32)
-    p = np.exp(z.astype(np.float64))
-    p /= p.sum()
-    # cumulative: .636, .870, .956 ... top_p=0.8 keeps the first two
-    q = np.where(np.arange(5) < 2, p, 0)
+    # cumulative probabilities at T = 1: .636, .870, .956 ... top_p=0.8 keeps the first two
+    q = np.where(np.arange(5) < 2, np.exp(z.astype(np.float64) / T), 0)
     q /= q.sum()
-    s = sf.Sampler(5, top_p=0.8, seed=2)
+    s = sf.Sampler(5, top_p=0.8, temperature=T, seed=2)
     counts = np.bincount([s.sample(z) for _ in range(10000)], minlength=5)
     chi2, dof = _chi2(counts, q)
     assert chi2 < dof + 6 * math.sqrt(2 * dof)

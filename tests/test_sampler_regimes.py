@@ -75,6 +75,8 @@ PARAMS = [
     dict(top_p=0.999),
     dict(top_p=0.01, temperature=1.5),
     dict(min_p=0.2, temperature=0.9),
+    dict(top_p=0.05),  # rare acceptance: the kept set found exactly after 8 proposals
+    dict(top_p=0.0, top_k=50, temperature=0.8),
 ]
 DRAWS = 4
 

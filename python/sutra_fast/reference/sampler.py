@@ -131,9 +131,14 @@ def sample(logits, params: dict, penalties: PenaltyState | None, rng: Rng) -> in
     keep = np.ones(len(z), bool)
 
     top_p = params.get("top_p", 1.0)
+    top_k = params.get("top_k", 0)
+    direct = False  # draw from the kept set at once instead of by proposals
     if top_p < 1.0:
         Q = int(q.sum(dtype=np.uint64))
         target = min(math.ceil(top_p * float(Q)), Q)
+        # top-p alone whose cut-off is a heavy token (e > h ~ Q / 1024; C++ top_p.h), or top_p = 0
+        h = min(F32(2.0), F32((Q >> 10) * 2.0**-40))
+        direct = not 0 < top_k < len(z) and (target == 0 or int(q[e > h].sum(dtype=np.uint64)) >= target)
         # Sort e descending; the mass at a value v counts every token with e >= v,
         # so look only at the last position of each run of equal values.
         order = np.argsort(-e, kind="stable")
@@ -144,23 +149,24 @@ def sample(logits, params: dict, penalties: PenaltyState | None, rng: Rng) -> in
         cutoff = es[first]
         keep &= e >= cutoff
 
-    top_k = params.get("top_k", 0)
+    propose = np.ones(len(z), bool)  # P: the tokens top-k and min-p keep (every token without top-k)
     if 0 < top_k < len(z):
         order = np.argsort(-z, kind="stable")  # z descending, lower index first on ties
-        mask = np.zeros(len(z), bool)
-        mask[order[:top_k]] = True
-        keep &= mask
+        propose[:] = False
+        propose[order[:top_k]] = True
+        keep &= propose
 
     min_p = params.get("min_p", 0.0)
     if min_p > 0.0:
-        keep &= e.astype(np.float64) >= min_p
+        above = e.astype(np.float64) >= min_p
+        keep &= above
+        if 0 < top_k < len(z):
+            propose &= above
 
-    filtered = top_p < 1.0 or 0 < top_k < len(z) or min_p > 0.0
-    if T != 1.0 and filtered:
-        return _tempered_draw(x, e, keep, np.where(keep, q, np.uint64(0)), T, rng)
-    if T != 1.0:
-        q = exp_weights(x, T)
-    return _draw(np.where(keep, q, np.uint64(0)), rng)
+    w = q if T == 1.0 else exp_weights(x, T)
+    if direct or not (top_p < 1.0 or 0 < top_k < len(z) or min_p > 0.0):
+        return _draw(np.where(keep, w, np.uint64(0)), rng)
+    return _propose(w, propose, keep, rng)
 
 
 def exp_weights(x: np.ndarray, T: float) -> np.ndarray:
@@ -175,29 +181,16 @@ def _draw(w: np.ndarray, rng: Rng) -> int:
     return int(np.searchsorted(np.cumsum(w, dtype=np.uint64), np.uint64(r), side="right"))
 
 
-TRIALS = 8  # rejection draws before the direct draw (C++: kTrials)
+TRIALS = 8  # proposals before the direct draw from the kept tokens (C++: kTrials)
 
 
-def ratio_weight(e: np.ndarray, x: np.ndarray, c: np.float32, s: np.float32) -> np.ndarray:
-    """e * exp(min((x - c) s, 0)), float32 op for op (C++ fast_exp.h)."""
-    with np.errstate(invalid="ignore", over="ignore"):
-        a = ((x - c) * s).astype(F32)
-    return (e * exp_nonpos(np.where(a < 0, a, F32(0.0)))).astype(F32)
-
-
-def _tempered_draw(x, e, keep, q_kept, T: float, rng: Rng) -> int:
-    """T != 1 after filters (C++ Sampler::draw). Weights w = to_fixed(ratio_weight)
-    <= q with c = 0 (T < 1) or the least x kept (T > 1): propose i by q, accept
-    with probability w_i / q_i, and after TRIALS rejections draw from w directly;
-    either way the token follows w. For T > 1 with c s > 2 the weights are
-    exp(x / T), drawn directly."""
-    s = F32(1.0 / T - 1.0)
-    c = x[keep & (e > 0)].min() if T > 1.0 else F32(0.0)
-    if float(c) * float(s) > 2.0:
-        return _draw(np.where(keep, exp_weights(x, T), np.uint64(0)), rng)
+def _propose(w: np.ndarray, propose: np.ndarray, keep: np.ndarray, rng: Rng) -> int:
+    """Draws by w over the proposal set until a token that every filter keeps
+    comes up (at most TRIALS times), then by w over the kept tokens directly:
+    either way the token follows w over the kept tokens (C++ Sampler::sample)."""
+    w_propose = np.where(propose, w, np.uint64(0))
     for _ in range(TRIALS):
-        i = _draw(q_kept, rng)
-        w_i = int(to_fixed(ratio_weight(e[i : i + 1], x[i : i + 1], c, s))[0])
-        if rng.below(int(q_kept[i])) < w_i:
+        i = _draw(w_propose, rng)
+        if keep[i]:
             return i
-    return _draw(np.where(keep, to_fixed(ratio_weight(e, x, c, s)), np.uint64(0)), rng)
+    return _draw(np.where(keep, w, np.uint64(0)), rng)

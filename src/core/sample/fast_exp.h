@@ -50,29 +50,17 @@ inline float exp_nonpos(float x) noexcept {
   return bits_to_float(float_to_bits(p * scale) & mask);
 }
 
-// A kept token's weight at temperature T != 1 (sampler.h, step 9), from x = z - m
-// and e = exp_nonpos(x), proportional to exp(x / T) in both forms:
-//  kRatio: e * exp_nonpos(min((x - c) s, 0)) with s = float(1/T - 1), where
-//    c = 0 for T < 1 and c = the least x of a kept token (e > 0) for T > 1, so
-//    that the argument is <= 0 and the weight <= e (the rejection draw needs
-//    that; the min only matters for x = -inf);
-//  kExp: exp_nonpos(x s) with s = float(1/T) (T > 1 when c is far below 0);
+// A token's weight at temperature T (sampler.h, step 9), from z and e = exp_nonpos(z - m):
+//  kExp: exp_nonpos((z - m) s) with s = float(1/T), proportional to p^(1/T);
 //  kNone: e (T = 1).
-enum class Temper { kNone, kRatio, kExp };
+enum class Temper { kNone, kExp };
 struct Tempering {
   Temper mode;
   float m;
-  float c;
   float s;
 };
-inline float ratio_weight(float e, float x, float c, float s) noexcept {
-  const float a = (x - c) * s;
-  return e * exp_nonpos(a < 0.0f ? a : 0.0f);
-}
 inline float tempered_weight(float e, float z, Tempering t) noexcept {
-  if (t.mode == Temper::kNone) return e;
-  if (t.mode == Temper::kRatio) return ratio_weight(e, z - t.m, t.c, t.s);
-  return exp_nonpos((z - t.m) * t.s);
+  return t.mode == Temper::kNone ? e : exp_nonpos((z - t.m) * t.s);
 }
 
 // Order key of a logit: unsigned order of keys = float order of z (-0 and +0 equal).

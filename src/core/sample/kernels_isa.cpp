@@ -139,12 +139,14 @@ inline __m512 exp_at(const float* z, __mmask16 t, __m512 m, __m512 s) noexcept {
 #if SUTRA_SAMPLE_AVX512
 // exp_sum's pass (Scaled: see exp_at).
 template <bool Scaled>
-uint64_t exp_sum_avx512(const float* z, size_t n, float m, float scale, float* e, float* chunk_max) noexcept {
+uint64_t exp_sum_avx512(const float* z, size_t n, float m, float scale, float* e, float* chunk_max,
+                        uint64_t* sums) noexcept {
   const __m512 vm = _mm512_set1_ps(m), vs = _mm512_set1_ps(scale);
-  __m512i acc = _mm512_setzero_si512();
+  uint64_t total = 0;
   for (size_t c = 0; c < n; c += kExpChunk) {
     const size_t end = c + kExpChunk < n ? c + kExpChunk : n;
     __m512 mx = _mm512_setzero_ps();
+    __m512i acc = _mm512_setzero_si512();
     for (size_t i = c; i < end; i += 16) {
       const __mmask16 t = tail_mask(end - i);
       const __m512 v = exp_at<Scaled>(z + i, t, vm, vs);
@@ -153,32 +155,66 @@ uint64_t exp_sum_avx512(const float* z, size_t n, float m, float scale, float* e
       mx = _mm512_max_ps(mx, v);
     }
     if (chunk_max) chunk_max[c / kExpChunk] = _mm512_reduce_max_ps(mx);
+    const uint64_t s = lane_sum(acc);
+    if (sums) sums[c / kExpChunk] = s;
+    total += s;
   }
-  return lane_sum(acc);
+  return total;
 }
 #endif
 
-uint64_t exp_sum(const float* z, size_t n, float m, float scale, float* e, float* chunk_max) noexcept {
+uint64_t exp_sum(const float* z, size_t n, float m, float scale, float* e, float* chunk_max,
+                 uint64_t* sums) noexcept {
 #if SUTRA_SAMPLE_AVX512
   // One pass: exp, store, fixed-point sum (vcvtps2uqq) and chunk max.
-  return scale == 1.0f ? exp_sum_avx512<false>(z, n, m, scale, e, chunk_max)
-                       : exp_sum_avx512<true>(z, n, m, scale, e, chunk_max);
+  return scale == 1.0f ? exp_sum_avx512<false>(z, n, m, scale, e, chunk_max, sums)
+                       : exp_sum_avx512<true>(z, n, m, scale, e, chunk_max, sums);
 #else
   uint64_t total = 0;
   for (size_t c = 0; c < n; c += kExpChunk) {
     const size_t end = c + kExpChunk < n ? c + kExpChunk : n;
     float mx = 0.0f;
-#pragma omp simd reduction(+ : total) reduction(max : mx)
+    uint64_t s = 0;
+#pragma omp simd reduction(+ : s) reduction(max : mx)
     for (size_t i = c; i < end; ++i) {
       const float v = exp_nonpos((z[i] - m) * scale);
       e[i] = v;
-      total += to_fixed(v);
+      s += to_fixed(v);
       mx = v > mx ? v : mx;
     }
     if (chunk_max) chunk_max[c / kExpChunk] = mx;
+    if (sums) sums[c / kExpChunk] = s;
+    total += s;
   }
   return total;
 #endif
+}
+
+uint64_t mass_above(const float* e, const float* chunk_max, size_t n, float v, uint64_t limit) noexcept {
+  uint64_t mass = 0;
+  for (size_t c = 0; c < n; c += kExpChunk) {
+    if (!(chunk_max[c / kExpChunk] > v)) continue;  // nothing above v here
+    const size_t end = c + kExpChunk < n ? c + kExpChunk : n;
+#if SUTRA_SAMPLE_AVX512
+    const __m512 vv = _mm512_set1_ps(v), scale = _mm512_set1_ps(0x1.0p40f);
+    __m512i s0 = _mm512_setzero_si512(), s1 = s0;
+    for (size_t i = c; i < end; i += 16) {
+      const __mmask16 t = tail_mask(end - i);
+      const __m512 ev = _mm512_maskz_loadu_ps(t, e + i);
+      const __m512 a = _mm512_maskz_mul_ps(_mm512_cmp_ps_mask(ev, vv, _CMP_GT_OQ), ev, scale);
+      s0 = _mm512_add_epi64(s0, _mm512_cvtps_epu64(_mm512_castps512_ps256(a)));
+      s1 = _mm512_add_epi64(s1, _mm512_cvtps_epu64(_mm512_extractf32x8_ps(a, 1)));
+    }
+    mass += lane_sum(_mm512_add_epi64(s0, s1));
+#else
+    uint64_t s = 0;
+#pragma omp simd reduction(+ : s)
+    for (size_t i = c; i < end; ++i) s += to_fixed(e[i]) & (0 - static_cast<uint64_t>(e[i] > v));
+    mass += s;
+#endif
+    if (mass >= limit) return mass;
+  }
+  return mass;
 }
 
 void tempered(const float* z, size_t n, float m, float inv_t, float* w) noexcept {
@@ -463,28 +499,29 @@ inline bool kept(const float* e, const float* z, size_t i, const KeepRule& k) no
   return (e[i] >= k.thr) & ((z[i] > k.zk) | ((z[i] == k.zk) & (static_cast<int64_t>(i) <= k.ik)));
 }
 
-uint64_t tempered_blocks(const float* e, const float* z, size_t n, KeepRule k, Tempering w, uint64_t* sums,
-                         float* zmin) noexcept {
+uint64_t tempered_blocks(const float* e, const float* z, size_t n, KeepRule k, Tempering w,
+                         uint64_t* sums) noexcept {
   uint64_t total = 0;
+  const bool hot = w.mode == Temper::kExp;
 #if SUTRA_SAMPLE_AVX512
   const __m512 thr = _mm512_set1_ps(k.thr), zk = _mm512_set1_ps(k.zk);
   const __m512i ik = _mm512_set1_epi32(static_cast<int32_t>(k.ik < INT32_MAX ? k.ik : INT32_MAX));
   const bool top_k = k.zk != -kInf;  // without top-k every z passes its test
-  const __m512 vm = _mm512_set1_ps(w.m), vc = _mm512_set1_ps(w.c), vs = _mm512_set1_ps(w.s);
-  __m512 lo = _mm512_set1_ps(kInf);
-  // The block's kept tokens, packed (+ 16: whole-vector stores), so that their
-  // weights are computed in whole vectors without a branch.
-  alignas(64) float kept_e[kDrawBlock + 16], kept_z[kDrawBlock + 16];
+  const __m512 vm = _mm512_set1_ps(w.m), vs = _mm512_set1_ps(w.s);
+  // Tempered weights depend on z alone. Groups of 16 with at least 8 kept tokens
+  // get them in a whole vector; the others' kept z are packed (+ 16: whole-vector
+  // stores) and weighed in whole vectors after the block, without a branch.
+  alignas(64) float kept_z[kDrawBlock + 16];
   for (size_t b = 0; b < n; b += kDrawBlock) {
     const size_t end = b + kDrawBlock < n ? b + kDrawBlock : n;
     size_t count = 0;
-    __m512i plain_sum = _mm512_setzero_si512();
+    __m512i s = _mm512_setzero_si512();
     for (size_t g = b; g < end; g += 16) {
       const __mmask16 t = tail_mask(end - g);
       const __m512 ev = _mm512_maskz_loadu_ps(t, e + g);
       __mmask16 keep = _mm512_mask_cmp_ps_mask(t, ev, thr, _CMP_GE_OQ);
       if (!keep) continue;  // (sparse filters: most groups)
-      const __m512 zv = top_k || zmin || w.mode != Temper::kNone ? _mm512_maskz_loadu_ps(t, z + g) : ev;
+      const __m512 zv = top_k || hot ? _mm512_maskz_loadu_ps(t, z + g) : ev;
       if (top_k) {
         const __m512i iv = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(g)),
                                             _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
@@ -492,56 +529,35 @@ uint64_t tempered_blocks(const float* e, const float* z, size_t n, KeepRule k, T
                 (_mm512_cmp_ps_mask(zv, zk, _CMP_EQ_OQ) & _mm512_cmp_epi32_mask(iv, ik, _MM_CMPINT_LE));
         if (!keep) continue;
       }
-      if (zmin) lo = _mm512_mask_min_ps(lo, keep & _mm512_cmp_ps_mask(ev, _mm512_setzero_ps(), _CMP_GT_OQ), lo, zv);
-      if (w.mode == Temper::kNone) {  // T = 1: the weights are e, nothing to pack
-        const __m512 v = _mm512_maskz_mov_ps(keep, ev);
-        plain_sum = _mm512_add_epi64(plain_sum, _mm512_add_epi64(fixed_lo(v), fixed_hi(v)));
+      if (!hot || __builtin_popcount(keep) >= 8) {
+        const __m512 v = _mm512_maskz_mov_ps(keep, hot ? exp16(_mm512_mul_ps(_mm512_sub_ps(zv, vm), vs)) : ev);
+        s = _mm512_add_epi64(s, _mm512_add_epi64(fixed_lo(v), fixed_hi(v)));
         continue;
       }
-      _mm512_storeu_ps(kept_e + count, _mm512_maskz_compress_ps(keep, ev));
       _mm512_storeu_ps(kept_z + count, _mm512_maskz_compress_ps(keep, zv));
       count += static_cast<size_t>(__builtin_popcount(keep));
     }
-    __m512i s = plain_sum;
     for (size_t j = 0; j < count; j += 16) {
       const __mmask16 t = tail_mask(count - j);
-      __m512 v = _mm512_maskz_loadu_ps(t, kept_e + j);
-      if (w.mode != Temper::kNone) {
-        const __m512 x = _mm512_sub_ps(_mm512_maskz_loadu_ps(t, kept_z + j), vm);
-        v = w.mode == Temper::kRatio
-                ? _mm512_mul_ps(v, exp16(_mm512_min_ps(_mm512_mul_ps(_mm512_sub_ps(x, vc), vs), _mm512_setzero_ps())))
-                : _mm512_maskz_mov_ps(t, exp16(_mm512_mul_ps(x, vs)));
-      }
+      const __m512 x = _mm512_sub_ps(_mm512_maskz_loadu_ps(t, kept_z + j), vm);
+      const __m512 v = _mm512_maskz_mov_ps(t, exp16(_mm512_mul_ps(x, vs)));
       s = _mm512_add_epi64(s, _mm512_add_epi64(fixed_lo(v), fixed_hi(v)));
     }
     sums[b / kDrawBlock] = lane_sum(s);
     total += sums[b / kDrawBlock];
   }
-  if (zmin) *zmin = _mm512_reduce_min_ps(lo);
   return total;
 #endif
   float wb[kDrawBlock];
-  float lowest = kInf;
   for (size_t b = 0; b < n; b += kDrawBlock) {
     const size_t end = b + kDrawBlock < n ? b + kDrawBlock : n;
     int any = 0;
 #pragma omp simd reduction(| : any)
     for (size_t i = b; i < end; ++i) any |= kept(e, z, i, k);
     uint64_t s = 0;
-    if (any && zmin) {
-#pragma omp simd reduction(min : lowest)
-      for (size_t i = b; i < end; ++i) {
-        const float v = kept(e, z, i, k) & (e[i] > 0.0f) ? z[i] : kInf;
-        lowest = v < lowest ? v : lowest;
-      }
-    }
     if (any) {  // the whole block's weights in one vectorized loop, then the kept ones' sum
       const float* src = e + b;
-      if (w.mode == Temper::kRatio) {
-#pragma omp simd
-        for (size_t i = b; i < end; ++i) wb[i - b] = ratio_weight(e[i], z[i] - w.m, w.c, w.s);
-        src = wb;
-      } else if (w.mode == Temper::kExp) {
+      if (hot) {
 #pragma omp simd
         for (size_t i = b; i < end; ++i) wb[i - b] = exp_nonpos((z[i] - w.m) * w.s);
         src = wb;
@@ -552,7 +568,6 @@ uint64_t tempered_blocks(const float* e, const float* z, size_t n, KeepRule k, T
     sums[b / kDrawBlock] = s;
     total += s;
   }
-  if (zmin) *zmin = lowest;
   return total;
 }
 
@@ -608,7 +623,8 @@ size_t find_draw(const float* e, const float* w, const float* z, size_t n, KeepR
 
 }  // namespace
 
-extern const KernelTable kTable = {&max_check,     &first_equal,   &collect_keys,  &group_max,     &nth_equal,     &exp_sum,    &tempered,
+extern const KernelTable kTable = {&max_check,     &first_equal,   &collect_keys,  &group_max,     &nth_equal,     &exp_sum,    &mass_above,
+                                      &tempered,
                                    &coarse_sample, &split_band,    &band_hist,     &band_filter,
                                    &tempered_blocks, &tempered_find, &find_draw};
 

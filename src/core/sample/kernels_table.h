@@ -19,7 +19,8 @@ struct KeepRule {
 };
 
 constexpr size_t kDrawBlock = 256;  // tempered_blocks' block
-constexpr size_t kExpChunk = 256;   // exp_sum's chunk_max
+constexpr size_t kExpChunk = 256;   // exp_sum's chunk_max and sums
+static_assert(kExpChunk == kDrawBlock, "exp_sum's sums serve tempered_find");
 
 struct KernelTable {
   // max of x; *bad != 0 if any is NaN or +inf; copy (may be null) receives x.
@@ -34,8 +35,12 @@ struct KernelTable {
   // Index of the r-th (1-based) i with z[i] == v (r <= their count).
   size_t (*nth_equal)(const float* z, size_t n, float v, size_t r) noexcept;
   // e = exp((z - m) * scale); returns sum to_fixed(e). (x * 1.0f == x: scale 1 is plain exp(z - m).)
-  // chunk_max (may be null): max of e over each kExpChunk tokens.
-  uint64_t (*exp_sum)(const float* z, size_t n, float m, float scale, float* e, float* chunk_max) noexcept;
+  // chunk_max, sums (each may be null): max of e, sum of to_fixed(e) over each kExpChunk tokens.
+  uint64_t (*exp_sum)(const float* z, size_t n, float m, float scale, float* e, float* chunk_max,
+                      uint64_t* sums) noexcept;
+  // sum of to_fixed(e[i]) over e[i] > v, reading only the chunks whose chunk_max exceeds v; may stop
+  // (returning a partial sum >= limit) once the sum reaches limit.
+  uint64_t (*mass_above)(const float* e, const float* chunk_max, size_t n, float v, uint64_t limit) noexcept;
   // w = exp((z - m) * inv_t).
   void (*tempered)(const float* z, size_t n, float m, float inv_t, float* w) noexcept;
   // Top-p guess: over the sampled tokens (coarse_bucket.h; every token if all) with e < h,
@@ -56,9 +61,8 @@ struct KernelTable {
   size_t (*band_filter)(uint32_t* vals, size_t count, uint32_t lo, uint32_t hi) noexcept;
   // Weights of the kept tokens, to_fixed(tempered_weight(e, z, w)) (fast_exp.h): sums[j] = their
   // sum over tokens [256 j, 256 j + 256) (groups of 16 without a kept token are skipped); returns the total.
-  // zmin (may be null): the least z of the kept tokens with e > 0 (+inf if none).
-  uint64_t (*tempered_blocks)(const float* e, const float* z, size_t n, KeepRule k, Tempering w, uint64_t* sums,
-                              float* zmin) noexcept;
+  uint64_t (*tempered_blocks)(const float* e, const float* z, size_t n, KeepRule k, Tempering w,
+                              uint64_t* sums) noexcept;
   // First kept i whose running sum of those weights exceeds r (r < total), using sums.
   size_t (*tempered_find)(const float* e, const float* z, size_t n, KeepRule k, Tempering w, const uint64_t* sums,
                           uint64_t r) noexcept;

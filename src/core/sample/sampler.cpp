@@ -16,7 +16,7 @@ namespace {
 
 const KernelTable& kernels() { return SUTRA_ISA_SELECT(sutra::sample); }
 
-constexpr int kTrials = 8;  // rejection draws before the direct tempered draw
+constexpr int kTrials = 8;  // proposals before the direct draw from the kept tokens
 
 [[noreturn]] void bad(const std::string& name, const std::string& msg) {
   throw std::invalid_argument(name + " " + msg);
@@ -234,85 +234,78 @@ int64_t Sampler::sample(const float* logits, int64_t n, const PenaltyState* pen,
   if (!filtered) {
     // Every token kept: only the weights w = exp((z - m) / T) are needed; they
     // also stand in for e in the keep test (w >= 0 always holds).
-    const uint64_t total = K.exp_sum(z, N, m, tempered ? inv_t : 1.0f, w_.data(), nullptr);
+    const uint64_t total = K.exp_sum(z, N, m, tempered ? inv_t : 1.0f, w_.data(), nullptr, nullptr);
     const KeepRule all{0.0f, -std::numeric_limits<float>::infinity(), n};
     return static_cast<int64_t>(K.find_draw(w_.data(), w_.data(), z, N, all, rng.below(total)));
   }
 
-  // 7. e = exp(z - m); Q = sum of the fixed-point weights, needed only by top-p
-  // ((z - m) * 1.0f == z - m exactly, so both paths give the same e).
+  // 7. e = exp(z - m) and Q = sum of its fixed-point weights (top-p's total);
+  // at T = 1 without top-k the same pass sums every token's draw weight per block.
+  const bool top_k = p.top_k > 0 && p.top_k < n;
+  const Tempering weigh{tempered ? Temper::kExp : Temper::kNone, m, inv_t};
   float* e = e_.data();
+  float* chunk_max = chunk_max_.data();
+  const bool sums_now = !top_k && !tempered;
   uint64_t Q = 0;
-  if (nucleus)
-    Q = K.exp_sum(z, N, m, 1.0f, e, chunk_max_.data());
+  if (nucleus || sums_now)
+    Q = K.exp_sum(z, N, m, 1.0f, e, chunk_max, sums_now ? sums_.data() : nullptr);
   else
     K.tempered(z, N, m, 1.0f, e);
-
-  // 8. Filters. top-p and min-p become one threshold on e; top-k a (zk, ik) pair.
-  KeepRule rule{0.0f, -std::numeric_limits<float>::infinity(), n};
+  const uint64_t target =
+      nucleus ? std::min<uint64_t>(static_cast<uint64_t>(std::ceil(p.top_p * static_cast<double>(Q))), Q) : 0;
   const float min_thr = p.min_p > 0.0 ? float_at_least(p.min_p) : 0.0f;
-  const bool top_k = p.top_k > 0 && p.top_k < n;
-  // A small top-k goes first: when its k tokens hold less than top-p's target
-  // mass, top-p keeps all of them and its select is skipped (same tokens kept).
-  const bool top_k_first = top_k && static_cast<uint64_t>(p.top_k) * 64 <= static_cast<uint64_t>(N);
-  rule.thr = min_thr;
-  const uint64_t reach = top_k_first ? top_k_rule(z, N, m, rule) : 0;
-  uint64_t cut_mass = 0;  // with top-p: the exact mass of e >= the cut-off (0: unknown)
-  float cut = 0.0f;
-  if (nucleus) {
-    const uint64_t target =
-        std::min<uint64_t>(static_cast<uint64_t>(std::ceil(p.top_p * static_cast<double>(Q))), Q);
-    if (target == 0) {
-      rule.thr = 1.0f;  // the tokens tied at the max (e == 1 exactly)
-    } else if (!(top_k_first && top_k_under(e, N, m, rule.zk, reach, target))) {
-      const TopPCutoff c = top_p_cutoff(e, chunk_max_.data(), N, target, Q, top_p_);
-      rule.thr = std::max(c.value, min_thr);
-      cut = c.value;
-      cut_mass = c.mass;
+
+  // 8-10. P = the tokens top-k and min-p keep (every token without top-k).
+  KeepRule prop{0.0f, -std::numeric_limits<float>::infinity(), n};
+  uint64_t reach = 0;
+  if (top_k) {
+    prop.thr = min_thr;
+    reach = top_k_rule(z, N, m, prop);
+  }
+  // top-p keeps every token of P when P's tokens surely hold less than its target.
+  const bool top_p_keeps_all = !nucleus || (top_k && target != 0 && top_k_under(e, N, m, prop.zk, reach, target));
+  // Top-p without top-k whose cut-off is a heavy token (e > h; a confident
+  // model), or top_p = 0: the kept set is found at once, drawn from directly.
+  const bool direct = nucleus && !top_k &&
+                      (target == 0 || K.mass_above(e, chunk_max, N, heavy_threshold(Q), target) >= target);
+  if (!direct) {  // proposals from P by the weights, accepted if top-p and min-p keep them
+    uint64_t prop_total = 0;
+    if (top_k) {
+      prop_total = K.tempered_blocks(e, z, N, prop, weigh, sums_.data());
+    } else {
+      if (!sums_now)  // the tempered weights of every token, summed per block
+        prop_total = K.exp_sum(z, N, m, inv_t, w_.data(), nullptr, sums_.data());
+      else
+        for (size_t b = 0; b * kDrawBlock < N; ++b) prop_total += sums_[b];
+    }
+    for (int trial = 0; trial < kTrials; ++trial) {
+      const size_t i = K.tempered_find(e, z, N, prop, weigh, sums_.data(), rng.below(prop_total));
+      if (!(e[i] >= min_thr)) continue;
+      // top-p keeps i iff the tokens with e > e[i] hold less than the target (top_p.h's
+      // cut-off v is the largest value whose tokens with e >= v reach it); top_p = 0: iff e[i] == 1.
+      if (top_p_keeps_all || (target == 0 ? e[i] >= 1.0f : K.mass_above(e, chunk_max, N, e[i], target) < target))
+        return static_cast<int64_t>(i);
     }
   }
-  if (top_k && !top_k_first) top_k_rule(z, N, m, rule);
 
-  // 9-10. Weights (temperature applies here only), total and draw.
-  if (cut_mass != 0 && !tempered && !top_k && rule.thr == cut) {
-    // T = 1, top-p alone: the weights are to_fixed(e) and their total is known.
+  // The kept set exactly, and one draw from it.
+  KeepRule rule = prop;
+  rule.thr = min_thr;
+  uint64_t cut_mass = 0;  // the mass of e >= the top-p cut-off
+  if (!top_p_keeps_all) {
+    if (target == 0) {
+      rule.thr = 1.0f;  // the tokens tied at the max (e == 1 exactly)
+    } else {
+      const TopPCutoff c = top_p_cutoff(e, chunk_max, N, target, Q, top_p_);
+      rule.thr = std::max(c.value, min_thr);
+      if (rule.thr == c.value) cut_mass = c.mass;
+    }
+  }
+  if (cut_mass != 0 && !tempered && !top_k)  // T = 1, top-p alone: the weights are q, their total known
     return static_cast<int64_t>(K.find_draw(e, e, z, N, rule, rng.below(cut_mass)));
-  }
-  return draw(e, z, N, rule, m, rng);
-}
-
-int64_t Sampler::draw(const float* e, const float* z, size_t N, const KeepRule& rule, float m, Rng& rng) {
-  // Weights summed per block of 256, so that a draw rescans one block. First the
-  // T = 1 weights q = to_fixed(e) of the kept tokens (and, for T > 1, their least z).
-  const KernelTable& K = kernels();
-  const double T = params_.temperature;
-  const Tempering plain{Temper::kNone, m, 0.0f, 0.0f};
-  float zmin = 0.0f;
-  const uint64_t kept_mass = K.tempered_blocks(e, z, N, rule, plain, sums_.data(), T > 1.0 ? &zmin : nullptr);
-  if (kept_mass == 0) bad("logits", "leave no token with non-zero probability");  // the max is always kept
-  if (T == 1.0) return static_cast<int64_t>(K.tempered_find(e, z, N, rule, plain, sums_.data(), rng.below(kept_mass)));
-  // w = ratio_weight <= e (fast_exp.h), drawn by rejection: propose i with
-  // probability q_i / kept_mass, accept it with probability to_fixed(w_i) / q_i.
-  // An accepted token has exactly the distribution of the weights to_fixed(w);
-  // after kTrials rejections the draw is made from those weights directly (one
-  // exp per kept token), which has it too. For T > 1 the weights are scaled by
-  // exp(c (1 - 1/T)): when that is below e^-2 (kept tokens far below the max)
-  // they would lose precision and be rarely accepted, so exp((z - m) / T)
-  // is drawn from directly instead.
-  const float s = static_cast<float>(1.0 / T - 1.0);
-  const float c = T > 1.0 ? zmin - m : 0.0f;
-  if (static_cast<double>(c) * static_cast<double>(s) > 2.0) {
-    const Tempering hot{Temper::kExp, m, 0.0f, static_cast<float>(1.0 / T)};
-    const uint64_t total = K.tempered_blocks(e, z, N, rule, hot, sums_.data(), nullptr);
-    return static_cast<int64_t>(K.tempered_find(e, z, N, rule, hot, sums_.data(), rng.below(total)));
-  }
-  const Tempering ratio{Temper::kRatio, m, c, s};
-  for (int trial = 0; trial < kTrials; ++trial) {
-    const size_t i = K.tempered_find(e, z, N, rule, plain, sums_.data(), rng.below(kept_mass));
-    if (rng.below(to_fixed(e[i])) < to_fixed(tempered_weight(e[i], z[i], ratio))) return static_cast<int64_t>(i);
-  }
-  const uint64_t total = K.tempered_blocks(e, z, N, rule, ratio, sums_.data(), nullptr);
-  return static_cast<int64_t>(K.tempered_find(e, z, N, rule, ratio, sums_.data(), rng.below(total)));
+  const uint64_t kept_total = K.tempered_blocks(e, z, N, rule, weigh, sums_.data());
+  if (kept_total == 0) bad("logits", "leave no token with non-zero probability");  // the max is always kept
+  return static_cast<int64_t>(K.tempered_find(e, z, N, rule, weigh, sums_.data(), rng.below(kept_total)));
 }
 
 }  // namespace sutra::sample

@@ -18,17 +18,16 @@
 //     top-k: keep the k largest z (ties: lower index first); 0 = off (a radix
 //       select on order keys of z, top_p.h);
 //     min-p: keep e >= min_p (e = p / p_max);
-//  9. weights (temperature after top-p, as the reference), over the kept tokens:
-//     T = 1: q; no filter at all: rint(exp((z - m) * float32(1/T)) * 2^40);
-//     with a filter: rint(e * exp(min((z - m - c) * float32(1/T - 1), 0)) * 2^40),
-//     c = 0 for T < 1, c = the least z - m of a kept token with e > 0 for T > 1,
-//     except when c * (1/T - 1) > 2 (T > 1): rint(exp((z - m) * float32(1/T)) * 2^40)
-//     (fast_exp.h: tempered_weight; all are p^(1/T) up to a constant and rounding);
-// 10. draw r uniform in [0, sum w) with Rng::below, return the first kept
-//     index whose running sum of w exceeds r. The form with c first tries up
-//     to 8 rejection draws: i by q as in step 10, accepted if Rng::below(q_i) <
-//     w_i (w <= q there), which gives the same distribution without an exp per
-//     kept token; the RNG calls are part of the definition (the twin makes them too).
+//  9. weights (temperature after top-p, as the reference): T = 1: q;
+//     else w = rint(exp((z - m) * float32(1/T)) * 2^40) (fast_exp.h: tempered_weight);
+// 10. no filter: draw r uniform in [0, sum w) with Rng::below, return the first
+//     index whose running sum of w exceeds r. With filters, up to 8 proposals:
+//     the same draw over P = the tokens top-k and min-p keep (every token
+//     without top-k), accepted if top-p and min-p keep it; after 8 rejections
+//     the same draw over the kept tokens. Both follow w over the kept tokens;
+//     a proposal needs no top-p cut-off (kept iff the tokens with larger e hold
+//     less than the target, one pass at most) and, without top-k, no pass
+//     beyond step 7's. The RNG calls are part of the definition (the twin makes them too).
 // A Sampler keeps scratch buffers: use one per generation stream (not thread-safe).
 #pragma once
 #include <cstdint>
@@ -81,8 +80,6 @@ class Sampler {
   uint64_t top_k_rule(const float* z, size_t N, float m, KeepRule& rule);
   // True if the tokens top-k keeps (z >= zk; reach of them) surely hold less than top-p's target mass.
   bool top_k_under(const float* e, size_t N, float m, float zk, uint64_t reach, uint64_t target);
-  // Steps 9-10 after the filters: the tempered weights of the kept tokens and the draw.
-  int64_t draw(const float* e, const float* z, size_t N, const KeepRule& rule, float m, Rng& rng);
   // The max of z = apply(logits) given m = the max of logits.
   float max_after_apply(const float* logits, const PenaltyState* pen, float m, const float* z) const noexcept;
 

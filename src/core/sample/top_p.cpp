@@ -92,7 +92,7 @@ TopPCutoff top_p_cutoff(const float* e, const float* chunk_max, size_t n, uint64
   uint32_t range[2];
   // 1. Heavy tokens, e >= h with h ~ Q / 1024 (so at most ~1024 of them): the
   // mass a strided sample could miss. If they hold the target, the cut-off is one of them.
-  const float h = std::min(2.0f, static_cast<float>(static_cast<double>(Q >> 10) * 0x1.0p-40));
+  const float h = heavy_threshold(Q);
   // Only the chunks whose max reaches h are read.
   size_t count = 0;
   uint64_t heavy = 0;

@@ -40,6 +40,12 @@ struct TopPCutoff {
   uint64_t mass;  // sum of to_fixed(e) over e >= value
 };
 
+// The heavy-token bound of step 0: h ~ Q / 1024 as a value of e (at most ~1024 tokens reach it).
+inline float heavy_threshold(uint64_t Q) noexcept {
+  const float h = static_cast<float>(static_cast<double>(Q >> 10) * 0x1.0p-40);
+  return h < 2.0f ? h : 2.0f;
+}
+
 // Q = sum of to_fixed(e), target in [1, Q]; chunk_max[j] = max of e over tokens
 // [kExpChunk j, kExpChunk (j + 1)) (from exp_sum). Uses the per-ISA kernels.
 TopPCutoff top_p_cutoff(const float* e, const float* chunk_max, size_t n, uint64_t target, uint64_t Q,
