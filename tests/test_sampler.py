@@ -231,7 +231,8 @@ def test_top_p_support_matches_rwkv_reference():
 
 @pytest.mark.parametrize("T", [1.0, 0.7, 1.8])
 def test_top_p_distribution_within_support(T):
-    # A confident distribution: top-p's cut-off is found among the heavy tokens and the kept ones drawn directly.
+    # A confident distribution: at T != 1 top-p's cut-off is found among the heavy
+    # tokens and the kept ones drawn directly; at T = 1 by proposals.
     z = np.array([3.0, 2.0, 1.0, 0.0, -1.0], np.float32)
     # cumulative probabilities at T = 1: .636, .870, .956 ... top_p=0.8 keeps the first two
     q = np.where(np.arange(5) < 2, np.exp(z.astype(np.float64) / T), 0)

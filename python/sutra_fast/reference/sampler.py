@@ -136,9 +136,10 @@ def sample(logits, params: dict, penalties: PenaltyState | None, rng: Rng) -> in
     if top_p < 1.0:
         Q = int(q.sum(dtype=np.uint64))
         target = min(math.ceil(top_p * float(Q)), Q)
-        # top-p alone whose cut-off is a heavy token (e > h ~ Q / 1024; C++ top_p.h), or top_p = 0
+        # top_p = 0, or T != 1 and top-p alone whose cut-off is a heavy token (e > h ~ Q / 1024; C++ top_p.h)
         h = min(F32(2.0), F32((Q >> 10) * 2.0**-40))
-        direct = not 0 < top_k < len(z) and (target == 0 or int(q[e > h].sum(dtype=np.uint64)) >= target)
+        direct = not 0 < top_k < len(z) and (
+            target == 0 or (T != 1.0 and int(q[e > h].sum(dtype=np.uint64)) >= target))
         # Sort e descending; the mass at a value v counts every token with e >= v,
         # so look only at the last position of each run of equal values.
         order = np.argsort(-e, kind="stable")

@@ -150,7 +150,7 @@ uint64_t exp_sum_avx512(const float* z, size_t n, float m, float scale, float* e
     for (size_t i = c; i < end; i += 16) {
       const __mmask16 t = tail_mask(end - i);
       const __m512 v = exp_at<Scaled>(z + i, t, vm, vs);
-      _mm512_mask_storeu_ps(e + i, t, v);
+      if (e) _mm512_mask_storeu_ps(e + i, t, v);  // (null: the sums only)
       acc = _mm512_add_epi64(acc, _mm512_add_epi64(fixed_lo(v), fixed_hi(v)));
       mx = _mm512_max_ps(mx, v);
     }
@@ -178,7 +178,7 @@ uint64_t exp_sum(const float* z, size_t n, float m, float scale, float* e, float
 #pragma omp simd reduction(+ : s) reduction(max : mx)
     for (size_t i = c; i < end; ++i) {
       const float v = exp_nonpos((z[i] - m) * scale);
-      e[i] = v;
+      if (e) e[i] = v;  // (null: the sums only)
       s += to_fixed(v);
       mx = v > mx ? v : mx;
     }

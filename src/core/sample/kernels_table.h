@@ -35,7 +35,8 @@ struct KernelTable {
   // Index of the r-th (1-based) i with z[i] == v (r <= their count).
   size_t (*nth_equal)(const float* z, size_t n, float v, size_t r) noexcept;
   // e = exp((z - m) * scale); returns sum to_fixed(e). (x * 1.0f == x: scale 1 is plain exp(z - m).)
-  // chunk_max, sums (each may be null): max of e, sum of to_fixed(e) over each kExpChunk tokens.
+  // chunk_max, sums (each may be null): max of e, sum of to_fixed(e) over each kExpChunk tokens;
+  // e may be null when chunk_max is (the sums and total only).
   uint64_t (*exp_sum)(const float* z, size_t n, float m, float scale, float* e, float* chunk_max,
                       uint64_t* sums) noexcept;
   // sum of to_fixed(e[i]) over e[i] > v, reading only the chunks whose chunk_max exceeds v; may stop

@@ -264,17 +264,18 @@ int64_t Sampler::sample(const float* logits, int64_t n, const PenaltyState* pen,
   }
   // top-p keeps every token of P when P's tokens surely hold less than its target.
   const bool top_p_keeps_all = !nucleus || (top_k && target != 0 && top_k_under(e, N, m, prop.zk, reach, target));
-  // Top-p without top-k whose cut-off is a heavy token (e > h; a confident
-  // model), or top_p = 0: the kept set is found at once, drawn from directly.
+  // top_p = 0, or T != 1 and top-p without top-k whose cut-off is a heavy token
+  // (e > h; a confident model): the kept set is found at once and drawn from
+  // directly, without the tempered weights of every token.
   const bool direct = nucleus && !top_k &&
-                      (target == 0 || K.mass_above(e, chunk_max, N, heavy_threshold(Q), target) >= target);
+                      (target == 0 || (tempered && K.mass_above(e, chunk_max, N, heavy_threshold(Q), target) >= target));
   if (!direct) {  // proposals from P by the weights, accepted if top-p and min-p keep them
     uint64_t prop_total = 0;
     if (top_k) {
       prop_total = K.tempered_blocks(e, z, N, prop, weigh, sums_.data());
     } else {
       if (!sums_now)  // the tempered weights of every token, summed per block
-        prop_total = K.exp_sum(z, N, m, inv_t, w_.data(), nullptr, sums_.data());
+        prop_total = K.exp_sum(z, N, m, inv_t, nullptr, nullptr, sums_.data());
       else
         for (size_t b = 0; b * kDrawBlock < N; ++b) prop_total += sums_[b];
     }

@@ -26,8 +26,10 @@
 //     without top-k), accepted if top-p and min-p keep it; after 8 rejections
 //     the same draw over the kept tokens. Both follow w over the kept tokens;
 //     a proposal needs no top-p cut-off (kept iff the tokens with larger e hold
-//     less than the target, one pass at most) and, without top-k, no pass
-//     beyond step 7's. The RNG calls are part of the definition (the twin makes them too).
+//     less than the target, one pass at most). top_p = 0, and T != 1 with top-p
+//     alone whose target the tokens with e > h hold (h: top_p.h's heavy_threshold),
+//     draw over the kept tokens at once. The RNG calls are part of the definition
+//     (the twin makes them too).
 // A Sampler keeps scratch buffers: use one per generation stream (not thread-safe).
 #pragma once
 #include <cstdint>
