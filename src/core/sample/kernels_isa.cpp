@@ -175,12 +175,17 @@ uint64_t exp_sum(const float* z, size_t n, float m, float scale, float* e, float
     const size_t end = c + kExpChunk < n ? c + kExpChunk : n;
     float mx = 0.0f;
     uint64_t s = 0;
+    if (!e) {  // the sums only (a conditional store in the loop below would not vectorize)
+#pragma omp simd reduction(+ : s)
+      for (size_t i = c; i < end; ++i) s += to_fixed(exp_nonpos((z[i] - m) * scale));
+    } else {
 #pragma omp simd reduction(+ : s) reduction(max : mx)
-    for (size_t i = c; i < end; ++i) {
-      const float v = exp_nonpos((z[i] - m) * scale);
-      if (e) e[i] = v;  // (null: the sums only)
-      s += to_fixed(v);
-      mx = v > mx ? v : mx;
+      for (size_t i = c; i < end; ++i) {
+        const float v = exp_nonpos((z[i] - m) * scale);
+        e[i] = v;
+        s += to_fixed(v);
+        mx = v > mx ? v : mx;
+      }
     }
     if (chunk_max) chunk_max[c / kExpChunk] = mx;
     if (sums) sums[c / kExpChunk] = s;
