@@ -628,9 +628,8 @@ size_t find_draw(const float* e, const float* w, const float* z, size_t n, KeepR
 
 }  // namespace
 
-extern const KernelTable kTable = {&max_check,     &first_equal,   &collect_keys,  &group_max,     &nth_equal,     &exp_sum,    &mass_above,
-                                      &tempered,
-                                   &coarse_sample, &split_band,    &band_hist,     &band_filter,
-                                   &tempered_blocks, &tempered_find, &find_draw};
+extern const KernelTable kTable = {&max_check,     &first_equal, &collect_keys, &group_max,       &nth_equal,
+                                   &exp_sum,       &mass_above,  &tempered,     &coarse_sample,   &split_band,
+                                   &band_hist,     &band_filter, &tempered_blocks, &tempered_find, &find_draw};
 
 }  // namespace sutra::sample::SUTRA_ISA_NS
