@@ -195,6 +195,47 @@ uint64_t exp_sum(const float* z, size_t n, float m, float scale, float* e, float
 #endif
 }
 
+uint64_t exp_sum2(const float* z, size_t n, float m, float inv_t, float* e, float* chunk_max,
+                  uint64_t* w_sums) noexcept {
+  uint64_t total = 0;
+  for (size_t c = 0; c < n; c += kExpChunk) {
+    const size_t end = c + kExpChunk < n ? c + kExpChunk : n;
+#if SUTRA_SAMPLE_AVX512
+    const __m512 vm = _mm512_set1_ps(m), vs = _mm512_set1_ps(inv_t);
+    __m512 mx = _mm512_setzero_ps();
+    __m512i qs = _mm512_setzero_si512(), ws = _mm512_setzero_si512();
+    for (size_t i = c; i < end; i += 16) {
+      const __mmask16 t = tail_mask(end - i);
+      const __m512 x = _mm512_sub_ps(_mm512_maskz_loadu_ps(t, z + i), vm);
+      const __m512 v = _mm512_maskz_mov_ps(t, exp16(x));
+      const __m512 w = _mm512_maskz_mov_ps(t, exp16(_mm512_mul_ps(x, vs)));
+      _mm512_mask_storeu_ps(e + i, t, v);
+      qs = _mm512_add_epi64(qs, _mm512_add_epi64(fixed_lo(v), fixed_hi(v)));
+      ws = _mm512_add_epi64(ws, _mm512_add_epi64(fixed_lo(w), fixed_hi(w)));
+      mx = _mm512_max_ps(mx, v);
+    }
+    const float cmax = _mm512_reduce_max_ps(mx);
+    const uint64_t q = lane_sum(qs), s = lane_sum(ws);
+#else
+    float cmax = 0.0f;
+    uint64_t q = 0, s = 0;
+#pragma omp simd reduction(+ : q, s) reduction(max : cmax)
+    for (size_t i = c; i < end; ++i) {
+      const float x = z[i] - m;
+      const float v = exp_nonpos(x);
+      e[i] = v;
+      q += to_fixed(v);
+      s += to_fixed(exp_nonpos(x * inv_t));
+      cmax = v > cmax ? v : cmax;
+    }
+#endif
+    chunk_max[c / kExpChunk] = cmax;
+    w_sums[c / kExpChunk] = s;
+    total += q;
+  }
+  return total;
+}
+
 uint64_t mass_above(const float* e, const float* chunk_max, size_t n, float v, uint64_t limit) noexcept {
   uint64_t mass = 0;
   for (size_t c = 0; c < n; c += kExpChunk) {
@@ -629,7 +670,7 @@ size_t find_draw(const float* e, const float* w, const float* z, size_t n, KeepR
 }  // namespace
 
 extern const KernelTable kTable = {&max_check,     &first_equal, &collect_keys, &group_max,       &nth_equal,
-                                   &exp_sum,       &mass_above,  &tempered,     &coarse_sample,   &split_band,
+                                   &exp_sum,       &exp_sum2,    &mass_above,   &tempered,     &coarse_sample,   &split_band,
                                    &band_hist,     &band_filter, &tempered_blocks, &tempered_find, &find_draw};
 
 }  // namespace sutra::sample::SUTRA_ISA_NS

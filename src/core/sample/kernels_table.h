@@ -39,6 +39,10 @@ struct KernelTable {
   // e may be null when chunk_max is (the sums and total only).
   uint64_t (*exp_sum)(const float* z, size_t n, float m, float scale, float* e, float* chunk_max,
                       uint64_t* sums) noexcept;
+  // exp_sum(z, n, m, 1, e, chunk_max, nullptr) and, in the same pass, w_sums[j] = the sum of
+  // to_fixed(exp((z - m) * inv_t)) over each kExpChunk tokens (the tempered weights, not stored).
+  uint64_t (*exp_sum2)(const float* z, size_t n, float m, float inv_t, float* e, float* chunk_max,
+                       uint64_t* w_sums) noexcept;
   // sum of to_fixed(e[i]) over e[i] > v, reading only the chunks whose chunk_max exceeds v; may stop
   // (returning a partial sum >= limit) once the sum reaches limit.
   uint64_t (*mass_above)(const float* e, const float* chunk_max, size_t n, float v, uint64_t limit) noexcept;

@@ -245,9 +245,15 @@ int64_t Sampler::sample(const float* logits, int64_t n, const PenaltyState* pen,
   const Tempering weigh{tempered ? Temper::kExp : Temper::kNone, m, inv_t};
   float* e = e_.data();
   float* chunk_max = chunk_max_.data();
-  const bool sums_now = !top_k && !tempered;
+  // At T != 1 top-p alone needs the tempered weights' sums only when it proposes
+  // (not when its cut-off is among the heavy tokens): made in the same pass when
+  // the previous call proposed (a stream's distributions change slowly; the
+  // tokens never depend on this guess, only the time).
+  const bool sums_now = !top_k && (!tempered || !nucleus || proposed_last_);
   uint64_t Q = 0;
-  if (nucleus || sums_now)
+  if (sums_now && tempered)
+    Q = K.exp_sum2(z, N, m, inv_t, e, chunk_max, sums_.data());
+  else if (nucleus || sums_now)
     Q = K.exp_sum(z, N, m, 1.0f, e, chunk_max, sums_now ? sums_.data() : nullptr);
   else
     K.tempered(z, N, m, 1.0f, e);
@@ -269,6 +275,7 @@ int64_t Sampler::sample(const float* logits, int64_t n, const PenaltyState* pen,
   // directly, without the tempered weights of every token.
   const bool direct = nucleus && !top_k &&
                       (target == 0 || (tempered && K.mass_above(e, chunk_max, N, heavy_threshold(Q), target) >= target));
+  proposed_last_ = !direct;
   if (!direct) {  // proposals from P by the weights, accepted if top-p and min-p keep them
     uint64_t prop_total = 0;
     if (top_k) {

@@ -86,6 +86,7 @@ class Sampler {
   float max_after_apply(const float* logits, const PenaltyState* pen, float m, const float* z) const noexcept;
 
   std::vector<float> z_, e_, w_, chunk_max_;
+  bool proposed_last_ = false;  // the last filtered draw proposed (a speed guess only, see sample())
   std::vector<uint64_t> sums_;
   TopPScratch top_p_;
   // vocab_size <= 2^22 keeps every sum of fixed-point weights (<= 2^40 each) below 2^63.
