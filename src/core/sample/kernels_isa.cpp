@@ -242,16 +242,14 @@ uint64_t mass_above(const float* e, const float* chunk_max, size_t n, float v, u
     if (!(chunk_max[c / kExpChunk] > v)) continue;  // nothing above v here
     const size_t end = c + kExpChunk < n ? c + kExpChunk : n;
 #if SUTRA_SAMPLE_AVX512
-    const __m512 vv = _mm512_set1_ps(v), scale = _mm512_set1_ps(0x1.0p40f);
-    __m512i s0 = _mm512_setzero_si512(), s1 = s0;
+    const __m512 vv = _mm512_set1_ps(v);
+    __m512i s = _mm512_setzero_si512();
     for (size_t i = c; i < end; i += 16) {
-      const __mmask16 t = tail_mask(end - i);
-      const __m512 ev = _mm512_maskz_loadu_ps(t, e + i);
-      const __m512 a = _mm512_maskz_mul_ps(_mm512_cmp_ps_mask(ev, vv, _CMP_GT_OQ), ev, scale);
-      s0 = _mm512_add_epi64(s0, _mm512_cvtps_epu64(_mm512_castps512_ps256(a)));
-      s1 = _mm512_add_epi64(s1, _mm512_cvtps_epu64(_mm512_extractf32x8_ps(a, 1)));
+      const __m512 ev = _mm512_maskz_loadu_ps(tail_mask(end - i), e + i);
+      const __m512 a = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(ev, vv, _CMP_GT_OQ), ev);
+      s = _mm512_add_epi64(s, _mm512_add_epi64(fixed_lo(a), fixed_hi(a)));
     }
-    mass += lane_sum(_mm512_add_epi64(s0, s1));
+    mass += lane_sum(s);
 #else
     uint64_t s = 0;
 #pragma omp simd reduction(+ : s)
