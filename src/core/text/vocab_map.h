@@ -57,6 +57,14 @@ class VocabMap {
     }
   }
 
+  // Room for n keys without growing (a loader that knows the count skips
+  // the rehashes of growing one key at a time).
+  void reserve(std::size_t n) {
+    std::size_t slots = 64;
+    while (slots < 2 * n) slots *= 2;
+    if (slots > slots_.size()) rehash(slots);
+  }
+
   std::size_t size() const noexcept { return count_; }
   std::size_t max_key_bytes() const noexcept { return max_len_; }
 
@@ -91,9 +99,11 @@ class VocabMap {
     if (key.size() > max_len_) max_len_ = key.size();
   }
 
-  void grow() {
+  void grow() { rehash(slots_.empty() ? 64 : slots_.size() * 2); }
+
+  void rehash(std::size_t slots) {
     std::vector<Slot> old = std::move(slots_);
-    slots_.assign(old.empty() ? 64 : old.size() * 2, Slot{});
+    slots_.assign(slots, Slot{});
     tags_.assign(slots_.size(), 0);
     mask_ = slots_.size() - 1;
     for (const Slot& s : old) {

@@ -86,6 +86,10 @@ class WordPieceTokenizer {
 
   void finish();  // builds derived tables after the fields are set
   void add_vocab(const std::string& token, int32_t id);
+  void reserve_vocab(std::size_t n) {
+    start_.reserve(n);
+    id_to_token_.reserve(n);
+  }
   void add_added_token(const std::string& content, int32_t id, bool normalized = false);
   friend struct TokenizerLoader;
   void encode_into(std::string_view text, std::vector<int32_t>& out, Scratch& s) const;

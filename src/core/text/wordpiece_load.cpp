@@ -142,6 +142,7 @@ WordPieceTokenizer WordPieceTokenizer::from_tokenizer_json(std::string_view json
   if (const Json* m = model->find("max_input_chars_per_word"); m && !m->is_null())
     t.max_chars_ = static_cast<std::size_t>(L::as_id(*m, path, "model.max_input_chars_per_word"));
   const Json& vocab = L::member(*model, "vocab", Json::Type::Object, path, "model");
+  t.reserve_vocab(vocab.object.size());
   for (const auto& kv : vocab.object) {
     const Json& id = kv.second;  // the error text is built only when it is needed
     const bool ok = id.type == Json::Type::Number && id.number >= 0 && id.number <= 16777216.0 &&
