@@ -1,5 +1,7 @@
 import os
+import shutil
 import sys
+import tempfile
 
 import pytest
 
@@ -12,6 +14,15 @@ from embed_fixtures import (converted, converted_int8, source_dir, st_model,  # 
 
 
 SUPPORTED_ISAS = sf.cpu_info()["supported_isas"]
+
+# A model cache of the test session's own: tests never read or write the
+# user's (~/.cache/sutra_fast), e.g. its pre-packed ORT copies (ort_session.py).
+_CACHE = tempfile.mkdtemp(prefix="sutra-test-cache-")
+os.environ["SUTRA_CACHE_DIR"] = _CACHE
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(params=SUPPORTED_ISAS)

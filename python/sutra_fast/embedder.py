@@ -307,19 +307,24 @@ class Embedder:
 def _session(onnx_path: Path, threads: Optional[int]):
     import onnxruntime as ort
 
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.inter_op_num_threads = 1
-    if threads is not None:
-        so.intra_op_num_threads = threads
-    so.enable_cpu_mem_arena = True
-    # Memory patterns pay off for fixed shapes only; with our varying batch
-    # shapes they cost ~40 MB of peak RSS over 2000 sentences and no speed.
-    so.enable_mem_pattern = False
-    so.log_severity_level = 3
+    from sutra_fast.ort_session import create_session
+
+    def options():
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.inter_op_num_threads = 1
+        if threads is not None:
+            so.intra_op_num_threads = threads
+        so.enable_cpu_mem_arena = True
+        # Memory patterns pay off for fixed shapes only; with our varying batch
+        # shapes they cost ~40 MB of peak RSS over 2000 sentences and no speed.
+        so.enable_mem_pattern = False
+        so.log_severity_level = 3
+        return so
+
     try:
-        return ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
+        return create_session(onnx_path, options)
     except Exception as e:  # ORT raises its own exception types
         raise RuntimeError(f"ONNX Runtime could not load {onnx_path}: {e}") from e
 
