@@ -92,6 +92,8 @@ def _publish(tmp: Path, copy: Path, key: str) -> None:
             raise OSError("ORT wrote no model")
         with open(tmp / _DONE, "w", encoding="utf-8") as f:
             json.dump({"key": key, "source": key.split("\n", 1)[0]}, f)
+        if _read_key(copy) == key:
+            raise OSError("another process wrote the same copy first")  # keep theirs
         if copy.exists():
             _remove(copy)  # another ORT version / CPU / source; a session reading it keeps its mapping
         os.rename(tmp, copy)
