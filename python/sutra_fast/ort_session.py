@@ -55,7 +55,7 @@ def create_session(onnx_path: Path, make_options: Callable[[], object]):
                 return ort.InferenceSession(str(copy / "model.onnx"), make_options(),
                                             providers=_PROVIDERS)
             except Exception:  # a damaged copy: replaced below
-                pass
+                _remove(copy)
         import tempfile  # only here: ~3 ms of the cold start otherwise
 
         copy.parent.mkdir(parents=True, exist_ok=True)
