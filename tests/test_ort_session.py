@@ -140,6 +140,17 @@ def test_unwriteable_cache_still_loads(tmp_path, monkeypatch, converted, some_te
     np.testing.assert_array_equal(vecs, Embedder.load(converted, threads=1).embed(some_texts))
 
 
+def test_a_file_in_the_copy_s_place_is_replaced(cache, monkeypatch, converted, some_texts):
+    plain = _embed(converted, some_texts, monkeypatch, prepack=False)
+    _embed(converted, ["x"], monkeypatch, prepack=True)
+    (copy,) = _copies(cache)
+    import shutil
+    shutil.rmtree(copy)
+    copy.write_text("junk")                             # not a folder
+    np.testing.assert_array_equal(_embed(converted, some_texts, monkeypatch, prepack=True), plain)
+    assert (copy / "prepared.json").is_file()
+
+
 def test_bad_model_error_is_unchanged(cache, monkeypatch, tmp_path, converted):
     import shutil
     bad = tmp_path / "bad"

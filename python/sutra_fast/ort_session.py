@@ -112,10 +112,17 @@ def _publish(tmp: Path, copy: Path, key: str) -> None:
             pass
 
 
-def _remove(folder: Path) -> None:
+def _remove(path: Path) -> None:
+    """Remove a copy (or whatever else sits at its name: a file, a link)."""
     import shutil
 
-    shutil.rmtree(folder, ignore_errors=True)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        try:
+            path.unlink()
+        except OSError:
+            pass
 
 
 def _copy_folder(onnx_path: Path) -> Path:
