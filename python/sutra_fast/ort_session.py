@@ -137,10 +137,12 @@ def _copy_folder(onnx_path: Path) -> Path:
 def _key(onnx_path: Path, ort_version: str) -> str:
     """What the packed weights depend on: the source files (sizes and
     modification times), the ORT version and the CPU. Compared whole."""
-    folder = onnx_path.resolve().parent
-    stamps = sorted(f"{p.name}:{st.st_size}:{st.st_mtime_ns}"
-                    for p in folder.iterdir() if p.is_file() and (st := p.stat()))
-    return "\n".join([str(onnx_path.resolve()), *stamps, f"onnxruntime {ort_version}",
+    stamps = []
+    for p in onnx_path.resolve().parent.iterdir():
+        if p.is_file():
+            st = p.stat()
+            stamps.append(f"{p.name}:{st.st_size}:{st.st_mtime_ns}")
+    return "\n".join([str(onnx_path.resolve()), *sorted(stamps), f"onnxruntime {ort_version}",
                       platform.machine(), _cpu_identity()])
 
 
