@@ -486,6 +486,32 @@ def test_malformed_json(tmp_path):
         sf.WordPieceTokenizer.from_file(path)
 
 
+def test_other_objects_named_vocab_do_not_leak_into_the_vocabulary(tmp_path, json_path, ours, corpus):
+    """The loader streams model.vocab out of the parse; objects elsewhere with
+    the same key (before and after it) must leave the ids unchanged."""
+    with open(json_path, encoding="utf-8") as f:
+        spec = json.load(f)
+    extra = {"vocab": {"hello": 7, "zzz": 3}}
+    spec = {"vocab": {"x": 1}, **spec, "decoder": dict(spec.get("decoder") or {}, **extra)}
+    path = tmp_path / "tokenizer.json"
+    path.write_text(json.dumps(spec))
+    tok = sf.WordPieceTokenizer.from_file(path)
+    assert tok.vocab_size == ours.vocab_size
+    for text in corpus[:300]:
+        assert tok.encode(text) == ours.encode(text)
+
+
+@pytest.mark.parametrize("bad", ['"3"', "1.5", "-1", '{"n": 1}', "1e400", "null", "[4]"])
+def test_vocab_ids_must_be_token_ids(tmp_path, bad):
+    path = tmp_path / "tokenizer.json"
+    spec = json.loads(_SMALL_JSON)
+    text = json.dumps(spec).replace('"a\\u00e9": 3', f'"a\\u00e9": {bad}')
+    assert text != json.dumps(spec)
+    path.write_text(text)
+    with pytest.raises(ValueError, match=r"vocab id of 'a\u00e9' is not a valid token id"):
+        sf.WordPieceTokenizer.from_file(path)
+
+
 _SMALL_JSON = json.dumps({
     "version": "1.0", "added_tokens": [{"id": 1, "content": "[CLS]", "single_word": False, "lstrip": False,
                                         "rstrip": False, "normalized": False, "special": True}],

@@ -10,7 +10,9 @@ namespace {
 
 class Parser {
  public:
-  explicit Parser(std::string_view s) : s_(s) {}
+  explicit Parser(std::string_view s, std::string_view stream_key = {},
+                  const Json::MemberSink* sink = nullptr)
+      : s_(s), stream_key_(stream_key), sink_(sink) {}
 
   Json document() {
     Json v = value(0);
@@ -47,18 +49,17 @@ class Parser {
     const char c = peek();
     if (c == '{') {
       v.type = Json::Type::Object;
-      ++i_;
-      if (peek() == '}') { ++i_; return v; }
-      for (;;) {
-        if (peek() != '"') fail("expected a string key");
-        std::string key = string();
-        expect(':');
-        v.object.emplace_back(std::move(key), value(depth + 1));
-        const char d = peek();
-        ++i_;
-        if (d == '}') break;
-        if (d != ',') fail("expected ',' or '}'");
-      }
+      members(depth, [&](std::string&& key) {
+        if (sink_ != nullptr && key == stream_key_ && peek() == '{') {
+          Json streamed;
+          streamed.type = Json::Type::Object;
+          streamed.streamed = true;
+          members(depth + 1, [&](std::string&& k) { (*sink_)(std::move(k), value(depth + 2)); });
+          v.object.emplace_back(std::move(key), std::move(streamed));
+        } else {
+          v.object.emplace_back(std::move(key), value(depth + 1));
+        }
+      });
     } else if (c == '[') {
       v.type = Json::Type::Array;
       ++i_;
@@ -103,6 +104,24 @@ class Parser {
       fail(std::string("unexpected character '") + c + "'");
     }
     return v;
+  }
+
+  // The members of the object at i_ ('{'): on_member(key) parses each value.
+  template <class OnMember>
+  void members(int depth, OnMember&& on_member) {
+    if (depth > 512) fail("nesting too deep");
+    ++i_;
+    if (peek() == '}') { ++i_; return; }
+    for (;;) {
+      if (peek() != '"') fail("expected a string key");
+      std::string key = string();
+      expect(':');
+      on_member(std::move(key));
+      const char d = peek();
+      ++i_;
+      if (d == '}') break;
+      if (d != ',') fail("expected ',' or '}'");
+    }
   }
 
   unsigned hex4() {
@@ -163,12 +182,18 @@ class Parser {
   }
 
   std::string_view s_;
+  std::string_view stream_key_;
+  const Json::MemberSink* sink_;
   std::size_t i_ = 0;
 };
 
 }  // namespace
 
 Json Json::parse(std::string_view text) { return Parser(text).document(); }
+
+Json Json::parse(std::string_view text, std::string_view stream_key, const MemberSink& sink) {
+  return Parser(text, stream_key, &sink).document();
+}
 
 const Json* Json::find(std::string_view key) const noexcept {
   if (type != Type::Object) return nullptr;

@@ -2,6 +2,7 @@
 // plain DOM; parse errors throw std::invalid_argument with the byte offset.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -17,8 +18,16 @@ struct Json {
   std::string string;
   std::vector<Json> array;
   std::vector<std::pair<std::string, Json>> object;  // in file order
+  bool streamed = false;  // an object whose members went to a MemberSink
+
+  using MemberSink = std::function<void(std::string&& key, Json&& value)>;
 
   static Json parse(std::string_view text);
+  // Like parse, but the members of an object stored under a key named
+  // `stream_key` go to `sink` in file order instead of into the tree (that
+  // object is left empty, with `streamed` set). A tokenizer.json's 30k-entry
+  // vocabulary as a tree is ~4 MB that a load first-touches and frees.
+  static Json parse(std::string_view text, std::string_view stream_key, const MemberSink& sink);
 
   bool is_null() const noexcept { return type == Type::Null; }
   // Member lookup in an object; nullptr when absent or not an object.

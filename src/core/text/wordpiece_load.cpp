@@ -124,9 +124,33 @@ struct TokenizerLoader {
   }
 };
 
+namespace {
+
+// model.vocab's members in file order: (token, id; NaN for a value that is not a number).
+using VocabEntries = std::vector<std::pair<std::string, double>>;
+
+void add_entry(VocabEntries& entries, std::string&& token, const Json& id) {
+  entries.emplace_back(std::move(token), id.type == Json::Type::Number ? id.number : std::nan(""));
+}
+
+std::size_t count_streamed(const Json& v) {
+  std::size_t n = v.streamed ? 1 : 0;
+  for (const Json& item : v.array) n += count_streamed(item);
+  for (const auto& kv : v.object) n += count_streamed(kv.second);
+  return n;
+}
+
+}  // namespace
+
 WordPieceTokenizer WordPieceTokenizer::from_tokenizer_json(std::string_view json_text, const std::string& path) {
   using L = TokenizerLoader;
-  const Json root = Json::parse(json_text);
+  // The vocabulary is streamed out of the parse instead of built as a tree
+  // (see Json::parse); a file with another object named "vocab" is parsed
+  // again as a plain tree.
+  VocabEntries entries;
+  Json root = Json::parse(json_text, "vocab", [&entries](std::string&& key, Json&& value) {
+    add_entry(entries, std::move(key), value);
+  });
   if (root.type != Json::Type::Object) L::bad(path, "the top level is not a JSON object");
   const Json* model = root.find("model");
   if (model == nullptr || model->type != Json::Type::Object) L::bad(path, "no \"model\" object (is this a tokenizer.json?)");
@@ -141,14 +165,18 @@ WordPieceTokenizer WordPieceTokenizer::from_tokenizer_json(std::string_view json
   if (const Json* u = model->find("unk_token"); u && u->type == Json::Type::String) t.unk_token_ = u->string;
   if (const Json* m = model->find("max_input_chars_per_word"); m && !m->is_null())
     t.max_chars_ = static_cast<std::size_t>(L::as_id(*m, path, "model.max_input_chars_per_word"));
-  const Json& vocab = L::member(*model, "vocab", Json::Type::Object, path, "model");
-  t.reserve_vocab(vocab.object.size());
-  for (const auto& kv : vocab.object) {
-    const Json& id = kv.second;  // the error text is built only when it is needed
-    const bool ok = id.type == Json::Type::Number && id.number >= 0 && id.number <= 16777216.0 &&
-                    std::floor(id.number) == id.number;
-    t.add_vocab(kv.first, ok ? static_cast<int32_t>(id.number)
-                             : L::as_id(id, path, "vocab id of '" + kv.first + "'"));
+  if (!L::member(*model, "vocab", Json::Type::Object, path, "model").streamed || count_streamed(root) != 1) {
+    entries.clear();
+    root = Json::parse(json_text);
+    model = root.find("model");
+    for (const auto& kv : L::member(*model, "vocab", Json::Type::Object, path, "model").object)
+      add_entry(entries, std::string(kv.first), kv.second);
+  }
+  t.reserve_vocab(entries.size());
+  for (const auto& [token, id] : entries) {
+    if (!(id >= 0 && id <= 16777216.0 && std::floor(id) == id))  // NaN: not a number
+      L::bad(path, "vocab id of '" + token + "' is not a valid token id");
+    t.add_vocab(token, static_cast<int32_t>(id));
   }
 
   L::normalizer(t, root.find("normalizer"), path);
