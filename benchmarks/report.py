@@ -151,7 +151,8 @@ def embed_table_section() -> str:
     cmd = ["benchmarks/bench_embed.py", "--n", "500", "--rounds", "2", "--latency-n", "50"]
     out = _run([sys.executable, *cmd])
     return (f"Command: `python {' '.join(cmd)}` (1 thread; cold start = import + load + first "
-            f"sentence in a fresh process; peak RSS = VmHWM of that process after 500 sentences)."
+            f"sentence in a fresh process, median of 5; peak RSS = VmHWM of the first of them "
+            f"after 500 sentences)."
             f"\n\n{out.strip()}\n")
 
 
