@@ -501,7 +501,7 @@ def test_other_objects_named_vocab_do_not_leak_into_the_vocabulary(tmp_path, jso
         assert tok.encode(text) == ours.encode(text)
 
 
-@pytest.mark.parametrize("bad", ['"3"', "1.5", "-1", '{"n": 1}', "1e400", "null", "[4]"])
+@pytest.mark.parametrize("bad", ['"3"', "1.5", "-1", '{"n": 1}', '{"vocab": {"b": 1}}', "1e400", "null", "[4]"])
 def test_vocab_ids_must_be_token_ids(tmp_path, bad):
     path = tmp_path / "tokenizer.json"
     spec = json.loads(_SMALL_JSON)

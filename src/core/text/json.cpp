@@ -54,7 +54,10 @@ class Parser {
           Json streamed;
           streamed.type = Json::Type::Object;
           streamed.streamed = true;
-          members(depth + 1, [&](std::string&& k) { (*sink_)(std::move(k), value(depth + 2)); });
+          const Json::MemberSink* sink = sink_;
+          sink_ = nullptr;  // values inside a streamed object are plain trees
+          members(depth + 1, [&](std::string&& k) { (*sink)(std::move(k), value(depth + 2)); });
+          sink_ = sink;
           v.object.emplace_back(std::move(key), std::move(streamed));
         } else {
           v.object.emplace_back(std::move(key), value(depth + 1));
