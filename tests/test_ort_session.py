@@ -130,6 +130,16 @@ def test_copies_of_deleted_models_are_removed(cache, monkeypatch, converted, tmp
     assert json.loads((left / "prepared.json").read_text())["source"].startswith(str(converted.resolve()))
 
 
+def test_half_written_copies_are_removed_when_old(cache, monkeypatch, converted):
+    old, fresh = cache / ".tmp-killed", cache / ".tmp-writing"
+    for d in (old, fresh):
+        d.mkdir(parents=True)
+        (d / "model.onnx.data").write_bytes(b"partial")
+    os.utime(old, (1, 1))                                 # a killed process, long ago
+    _embed(converted, ["x"], monkeypatch, prepack=True)   # publishing a copy tidies up
+    assert not old.exists() and fresh.exists()            # another process may be writing this one
+
+
 def test_unwriteable_cache_still_loads(tmp_path, monkeypatch, converted, some_texts):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")

@@ -101,7 +101,11 @@ def _publish(tmp: Path, copy: Path, key: str) -> None:
         _remove(tmp)
     # Leftovers: half-written copies of killed processes, copies of deleted models.
     now = time.time()
-    for other in copy.parent.iterdir():
+    try:
+        others = list(copy.parent.iterdir())
+    except OSError:
+        return
+    for other in others:
         try:
             if other.name.startswith(".tmp-"):
                 if now - other.stat().st_mtime > _STALE_TMP_S:
