@@ -136,63 +136,54 @@ inline __m512 exp_at(const float* z, __mmask16 t, __m512 m, __m512 s) noexcept {
 }
 #endif
 
-#if SUTRA_SAMPLE_AVX512
-// exp_sum's pass (Scaled: see exp_at).
+// exp_sum's pass; Scaled = false skips the multiply by scale = 1 (x * 1.0f == x: the same bits).
 template <bool Scaled>
-uint64_t exp_sum_avx512(const float* z, size_t n, float m, float scale, float* e, float* chunk_max,
-                        uint64_t* sums) noexcept {
-  const __m512 vm = _mm512_set1_ps(m), vs = _mm512_set1_ps(scale);
+uint64_t exp_sum_pass(const float* z, size_t n, float m, float scale, float* e, float* chunk_max,
+                      uint64_t* sums) noexcept {
   uint64_t total = 0;
   for (size_t c = 0; c < n; c += kExpChunk) {
     const size_t end = c + kExpChunk < n ? c + kExpChunk : n;
-    __m512 mx = _mm512_setzero_ps();
+#if SUTRA_SAMPLE_AVX512
+    // One pass: exp, store, fixed-point sum (vcvtps2uqq) and chunk max.
+    const __m512 vm = _mm512_set1_ps(m), vs = _mm512_set1_ps(scale);
+    __m512 vmax = _mm512_setzero_ps();
     __m512i acc = _mm512_setzero_si512();
     for (size_t i = c; i < end; i += 16) {
       const __mmask16 t = tail_mask(end - i);
       const __m512 v = exp_at<Scaled>(z + i, t, vm, vs);
       if (e) _mm512_mask_storeu_ps(e + i, t, v);  // (null: the sums only)
       acc = _mm512_add_epi64(acc, _mm512_add_epi64(fixed_lo(v), fixed_hi(v)));
-      mx = _mm512_max_ps(mx, v);
+      vmax = _mm512_max_ps(vmax, v);
     }
-    if (chunk_max) chunk_max[c / kExpChunk] = _mm512_reduce_max_ps(mx);
+    const float mx = chunk_max ? _mm512_reduce_max_ps(vmax) : 0.0f;
     const uint64_t s = lane_sum(acc);
-    if (sums) sums[c / kExpChunk] = s;
-    total += s;
-  }
-  return total;
-}
-#endif
-
-uint64_t exp_sum(const float* z, size_t n, float m, float scale, float* e, float* chunk_max,
-                 uint64_t* sums) noexcept {
-#if SUTRA_SAMPLE_AVX512
-  // One pass: exp, store, fixed-point sum (vcvtps2uqq) and chunk max.
-  return scale == 1.0f ? exp_sum_avx512<false>(z, n, m, scale, e, chunk_max, sums)
-                       : exp_sum_avx512<true>(z, n, m, scale, e, chunk_max, sums);
 #else
-  uint64_t total = 0;
-  for (size_t c = 0; c < n; c += kExpChunk) {
-    const size_t end = c + kExpChunk < n ? c + kExpChunk : n;
     float mx = 0.0f;
     uint64_t s = 0;
     if (!e) {  // the sums only (a conditional store in the loop below would not vectorize)
 #pragma omp simd reduction(+ : s)
-      for (size_t i = c; i < end; ++i) s += to_fixed(exp_nonpos((z[i] - m) * scale));
+      for (size_t i = c; i < end; ++i) s += to_fixed(exp_nonpos(Scaled ? (z[i] - m) * scale : z[i] - m));
     } else {
 #pragma omp simd reduction(+ : s) reduction(max : mx)
       for (size_t i = c; i < end; ++i) {
-        const float v = exp_nonpos((z[i] - m) * scale);
+        const float v = exp_nonpos(Scaled ? (z[i] - m) * scale : z[i] - m);
         e[i] = v;
         s += to_fixed(v);
         mx = v > mx ? v : mx;
       }
     }
+#endif
     if (chunk_max) chunk_max[c / kExpChunk] = mx;
     if (sums) sums[c / kExpChunk] = s;
     total += s;
   }
   return total;
-#endif
+}
+
+uint64_t exp_sum(const float* z, size_t n, float m, float scale, float* e, float* chunk_max,
+                 uint64_t* sums) noexcept {
+  return scale == 1.0f ? exp_sum_pass<false>(z, n, m, scale, e, chunk_max, sums)
+                       : exp_sum_pass<true>(z, n, m, scale, e, chunk_max, sums);
 }
 
 uint64_t exp_sum2(const float* z, size_t n, float m, float inv_t, float* e, float* chunk_max,
