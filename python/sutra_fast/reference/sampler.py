@@ -132,13 +132,14 @@ def sample(logits, params: dict, penalties: PenaltyState | None, rng: Rng) -> in
 
     top_p = params.get("top_p", 1.0)
     top_k = params.get("top_k", 0)
+    top_k_on = 0 < top_k < len(z)  # (C++: top_k)
     direct = False  # draw from the kept set at once instead of by proposals
     if top_p < 1.0:
         Q = int(q.sum(dtype=np.uint64))
         target = min(math.ceil(top_p * float(Q)), Q)
         # top_p = 0, or T != 1 and top-p alone whose cut-off is a heavy token (e > h ~ Q / 1024; C++ top_p.h)
         h = min(F32(2.0), F32((Q >> 10) * 2.0**-40))
-        direct = not 0 < top_k < len(z) and (
+        direct = not top_k_on and (
             target == 0 or (T != 1.0 and int(q[e > h].sum(dtype=np.uint64)) >= target))
         # Sort e descending; the mass at a value v counts every token with e >= v,
         # so look only at the last position of each run of equal values.
@@ -151,7 +152,7 @@ def sample(logits, params: dict, penalties: PenaltyState | None, rng: Rng) -> in
         keep &= e >= cutoff
 
     propose = np.ones(len(z), bool)  # P: the tokens top-k and min-p keep (every token without top-k)
-    if 0 < top_k < len(z):
+    if top_k_on:
         order = np.argsort(-z, kind="stable")  # z descending, lower index first on ties
         propose[:] = False
         propose[order[:top_k]] = True
@@ -161,11 +162,11 @@ def sample(logits, params: dict, penalties: PenaltyState | None, rng: Rng) -> in
     if min_p > 0.0:
         above = e.astype(np.float64) >= min_p
         keep &= above
-        if 0 < top_k < len(z):
+        if top_k_on:
             propose &= above
 
     w = q if T == 1.0 else exp_weights(x, T)
-    if direct or not (top_p < 1.0 or 0 < top_k < len(z) or min_p > 0.0):
+    if direct or not (top_p < 1.0 or top_k_on or min_p > 0.0):
         return _draw(np.where(keep, w, np.uint64(0)), rng)
     return _propose(w, propose, keep, rng)
 
