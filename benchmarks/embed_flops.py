@@ -4,11 +4,16 @@ Used by ``bench_embed.py`` to print, beside the throughput table, the fp32
 bound: the corpus' FLOPs (BERT encoder, multiply-add = 2 FLOPs, no padding),
 the single-thread SGEMM rate of ONNX Runtime's MatMul on the encoder's own
 shapes measured in the same run, and so the most sentences per second any
-exact fp32 pipeline could reach here.
+exact fp32 pipeline could reach here; and, as the hard ceiling, the core's
+fp32 FMA peak (a register-only loop of fused multiply-adds, compiled here).
 """
 from __future__ import annotations
 
+import shutil
+import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -55,3 +60,45 @@ def ort_sgemm_gflops(rows: int = 512, repeats: int = 30) -> float:
         sess.run(None, {"x": x})
         best = min(best, time.process_time() - c)
     return 2 * 2 * rows * HIDDEN * INTERMEDIATE / best / 1e9
+
+
+_FMA_LOOP = r"""
+#include <chrono>
+#include <cstdio>
+typedef float v16 __attribute__((vector_size(64)));   // zmm, or two ymm without AVX-512
+int main() {
+  v16 acc[12] = {}, a, b;
+  for (int i = 0; i < 16; ++i) { a[i] = 1.0000001f; b[i] = 1e-7f; }
+  double best = 0;
+  for (int rep = 0; rep < 10; ++rep) {
+    auto t0 = std::chrono::steady_clock::now();
+    const long iters = 10000000;
+    for (long k = 0; k < iters; ++k)
+      for (int i = 0; i < 12; ++i) acc[i] = a * acc[i] + b;   // 12 independent chains
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    double gflops = iters * 12.0 * 16 * 2 / s / 1e9;
+    if (gflops > best) best = gflops;
+  }
+  float sink = 0;
+  for (int i = 0; i < 12; ++i) sink += acc[i][0];
+  std::printf("%f %g\n", best, sink);
+}
+"""
+
+
+def fma_peak_gflops() -> float | None:
+    """Single-thread fp32 FMA peak of this core in GFLOP/s (no memory, no
+    overhead: nothing that does fp32 arithmetic can run faster), or None when
+    no C++ compiler is at hand."""
+    cxx = shutil.which("c++") or shutil.which("g++")
+    if cxx is None:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        src, exe = Path(tmp) / "fma.cpp", Path(tmp) / "fma"
+        src.write_text(_FMA_LOOP)
+        built = subprocess.run([cxx, "-O2", "-march=native", "-ffp-contract=fast", "-funroll-loops",
+                                "-o", str(exe), str(src)], capture_output=True)
+        if built.returncode:
+            return None
+        out = subprocess.run([str(exe)], capture_output=True, text=True, check=True)
+    return float(out.stdout.split()[0])

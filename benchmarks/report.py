@@ -148,7 +148,7 @@ def overview_section() -> str:
 
 
 def embed_table_section() -> str:
-    cmd = ["benchmarks/bench_embed.py", "--n", "500", "--rounds", "2", "--latency-n", "50"]
+    cmd = ["benchmarks/bench_embed.py", "--n", "2000", "--rounds", "2"]
     out = _run([sys.executable, *cmd])
     return (f"Command: `python {' '.join(cmd)}` (1 thread; cold start = import + load + first "
             f"sentence in a fresh process, median of 5; peak RSS = VmHWM of the first of them "
@@ -170,7 +170,7 @@ SECTIONS = {"e2e_threads1": lambda: e2e_section(1),
             "embed_table": embed_table_section,
             "rwkv_table": rwkv_table_section}
 COMMANDS = ["sutra-fast bench --threads 1", f"sutra-fast bench --threads {os.cpu_count()}",
-            "python benchmarks/bench_embed.py --n 500 --rounds 2 --latency-n 50",
+            "python benchmarks/bench_embed.py --n 2000 --rounds 2",
             "python benchmarks/bench_rwkv.py --shape 0b1"] + [
             f"python benchmarks/report.py {n}" for n in SUITES]
 
