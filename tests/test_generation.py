@@ -9,6 +9,8 @@ across tokens, stop strings, cancellation).
 import os
 import subprocess
 import sys
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -152,6 +154,54 @@ def test_closing_a_stream_stops_decoding_at_once():
     assert list(stream) == []
     assert stream.result.finish_reason == "cancelled"
     assert stream.result.text == "ab"
+
+
+def test_cancel_from_another_thread_stops_a_long_prompt_between_chunks():
+    """A 3-chunk prompt, cancelled (as by a server thread) while chunk 1 is in
+    forward: chunk 2 and 3 never run, nothing is decoded, nothing is cached."""
+    from sutra_fast.generation import PREFILL_CHUNK
+
+    class CancelDuringForward(ScriptedModel):
+        def forward(self, ids, state):
+            if self.calls == 0:
+                threading.Thread(target=stream.cancel).start()
+                time.sleep(0.05)  # the other thread's cancel lands while we compute
+            return super().forward(ids, state)
+
+    model = CancelDuringForward([5] * 10)
+    cache = PromptCache()
+    sampler = sf.Sampler(model.vocab_size, temperature=0.0, seed=0)
+    stream = TokenStream(model, [1] * (2 * PREFILL_CHUNK + 1), max_tokens=10, sampler=sampler,
+                         stop=(), state={"step": 0}, cache=cache)
+    assert list(stream) == []
+    assert model.calls == 1
+    assert stream.result.finish_reason == "cancelled"
+    assert stream.result.tokens == [] and stream.result.timing["prefilled_tokens"] == PREFILL_CHUNK
+    assert len(cache) == 0  # a half-read prompt's state must never be reused
+
+
+def test_cancel_stops_decoding_even_while_no_text_shows():
+    """Tokens that show no text yet (part of a character, a possible stop
+    string) yield no piece; a cancel must still stop the loop before the next
+    forward call, not only after a piece."""
+    class CancelAfterThree(ScriptedModel):
+        def forward(self, ids, state):
+            if self.calls == 3:
+                stream.cancel()
+            return super().forward(ids, state)
+
+        def token_bytes(self, token):
+            return b""  # nothing ever becomes visible
+
+    model = CancelAfterThree([5] * 60)
+    sampler = sf.Sampler(model.vocab_size, temperature=0.0, seed=0)
+    stream = TokenStream(model, [1], max_tokens=50, sampler=sampler, stop=(),
+                         state={"step": 0}, cache=None)
+    assert list(stream) == []
+    # cancel() lands in the 4th forward call (the 3rd token's); no 5th call follows
+    assert model.calls == 4
+    assert stream.result.finish_reason == "cancelled"
+    assert stream.result.tokens == [5] * 3
 
 
 def test_stream_context_manager_closes(tiny):

@@ -161,6 +161,82 @@ def test_disconnect_stops_the_generation(generator, path, body):
     assert total <= at_cancel + 1, f"{total - at_cancel} forward calls after the disconnect"
 
 
+def test_disconnect_during_a_long_prompt_frees_the_slot_after_its_chunk(generator):
+    """A 3-chunk prompt whose client leaves while chunk 2 is in forward(): chunk 3
+    and the decode never run, so the generation slot comes back at once."""
+    from sutra_fast.generation import PREFILL_CHUNK
+    gated = GatedGenerator(generator, free=1)   # chunk 1 runs, chunk 2 waits for the gate
+    prompt = [(i % 200) + 1 for i in range(2 * PREFILL_CHUNK + 10)]
+
+    async def go(client):
+        app = client.server.app
+        task = asyncio.ensure_future(client.post("/v1/completions", json={
+            "prompt": prompt, "max_tokens": 5, "temperature": 0}))
+        while gated.calls < 2:
+            await asyncio.sleep(0.01)
+        task.cancel()  # the client gives up while its prompt is being read
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        for _ in range(200):
+            if _cancelled(app):
+                break
+            await asyncio.sleep(0.01)
+        assert _cancelled(app)
+        gated.gate.set()
+        for _ in range(300):
+            if app[K.LIMITER].active == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert app[K.LIMITER].active == 0
+        return gated.calls
+    assert run(go, ServerConfig(embeddings=False), generator=gated) == 2
+
+
+def test_cancelled_generations_still_count_their_tokens(generator):
+    gated = GatedGenerator(generator, free=4)   # prefill + 3 tokens, then waits
+
+    async def go(client):
+        app = client.server.app
+        resp = await client.post("/generate", json={"prompt": "Hi", "stream": True,
+                                                    "max_tokens": 50, "temperature": 0})
+        await resp.content.readline()
+        while gated.calls < 5:
+            await asyncio.sleep(0.01)
+        resp.close()
+        for _ in range(200):
+            if _cancelled(app):
+                break
+            await asyncio.sleep(0.01)
+        gated.gate.set()
+        for _ in range(300):
+            if app[K.LIMITER].active == 0:
+                break
+            await asyncio.sleep(0.01)
+        return (await (await client.get("/metrics")).text()), gated.calls
+    text, calls = run(go, ServerConfig(embeddings=False), generator=gated)
+    # every forward call after the prefill fed back one generated token
+    assert metric(text, "sutra_generated_tokens_total") == calls - 1 >= 4
+    assert metric(text, "sutra_prompt_tokens_total") == len(generator.tokenizer.encode("Hi"))
+
+
+def test_max_completion_tokens_null_means_not_given(generator):
+    async def go(client):
+        usage = []
+        for extra in ({"max_completion_tokens": None}, {"max_completion_tokens": 2},
+                      {"max_tokens": None, "max_completion_tokens": 2}):
+            resp = await client.post("/v1/chat/completions", json={
+                "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 3,
+                "temperature": 0, **extra})
+            assert resp.status == 200, await resp.text()
+            usage.append((await resp.json())["usage"]["completion_tokens"])
+        return usage
+    want = generator.chat([{"role": "user", "content": "Hi"}], max_tokens=3, temperature=0)
+    want2 = generator.chat([{"role": "user", "content": "Hi"}], max_tokens=2, temperature=0)
+    assert (len(want.tokens), len(want2.tokens)) == (3, 2)  # else the test could not tell
+    assert run(go, ServerConfig(embeddings=False), generator=generator) == [
+        len(want.tokens), len(want2.tokens), len(want2.tokens)]
+
+
 def _cancelled(app) -> bool:
     return metric(app[K.METRICS].render()[0].decode(), "sutra_generations_cancelled_total") >= 1
 
@@ -189,6 +265,9 @@ def test_generation_errors(generator):
                          json={"prompt": "x", "temperature": "hot"})
         await post_error(client, "/v1/completions", 422, "invalid_value",
                          json={"prompt": "x", "top_p": 1.5})
+        err = await post_error(client, "/v1/completions", 422, "invalid_value",
+                               json={"prompt": "x", "top_k": 1e20})
+        assert err["param"] == "top_k"
         await post_error(client, "/v1/completions", 422, "invalid_value",
                          json={"prompt": "x", "max_tokens": 10**6})
         await post_error(client, "/v1/completions", 422, "invalid_value", json={"prompt": "x", "n": 2})

@@ -201,8 +201,11 @@ class TokenStream(Iterator[str]):
 
     Pieces are yielded as soon as they form valid UTF-8 and cannot be the start
     of a stop string. ``close()`` (or leaving a ``with`` block, or dropping a
-    ``for`` loop over :meth:`Generator.stream`) stops decoding at once. After
-    the last piece, :attr:`result` holds the :class:`GenerationResult`.
+    ``for`` loop over :meth:`Generator.stream`) stops decoding at once.
+    ``cancel()`` may be called from another thread while one iterates: the
+    stream then ends (``finish_reason`` "cancelled") before its next token or,
+    during the prompt, after the current 512-token chunk. After the last piece,
+    :attr:`result` holds the :class:`GenerationResult`.
     """
 
     def __init__(self, gen: "Generator", prompt_ids: list[int], *, max_tokens: int,
@@ -221,6 +224,7 @@ class TokenStream(Iterator[str]):
         self._t_first: float | None = None
         self._prefill_s = 0.0
         self._prefilled_tokens = 0
+        self._cancelled = threading.Event()
         self.result: GenerationResult | None = None
 
     # -- the loop
@@ -232,10 +236,15 @@ class TokenStream(Iterator[str]):
             start, cached_state, self._logits = hit
             for name in ("att_x_prev", "att_kv", "ffn_x_prev"):
                 getattr(self._state, name)[...] = getattr(cached_state, name)
+        done = start
         for i in range(start, len(ids), PREFILL_CHUNK):
+            if self._cancelled.is_set():  # a long prompt is seconds of work: stop between chunks
+                self._finish = "cancelled"
+                break
             self._logits = self._gen.forward(ids[i: i + PREFILL_CHUNK], self._state)
-        self._prefilled_tokens = len(ids) - start
-        if self._cache is not None and start < len(ids):
+            done = min(i + PREFILL_CHUNK, len(ids))
+        self._prefilled_tokens = done - start
+        if self._cache is not None and start < done == len(ids):
             self._cache.put(ids, self._state, self._logits)
         self._prefill_s = time.perf_counter() - t0
 
@@ -262,11 +271,14 @@ class TokenStream(Iterator[str]):
     def __next__(self) -> str:
         if self.result is not None:
             raise StopIteration
-        if self._logits is None:
+        if self._logits is None and self._finish is None:
             self._prefill()
-            if self._max_tokens == 0:
+            if self._max_tokens == 0 and self._finish is None:
                 self._finish = "length"
         while self._finish is None:
+            if self._cancelled.is_set():
+                self._finish = "cancelled"
+                break
             piece = self._step()
             if piece:
                 return piece
@@ -293,6 +305,11 @@ class TokenStream(Iterator[str]):
                     "total_s": now - self._t_start},
             state=self._state,
         )
+
+    def cancel(self) -> None:
+        """Ask the stream to stop, from any thread (the iterating one finishes it):
+        before the next token, or after the prompt chunk being processed."""
+        self._cancelled.set()
 
     def close(self) -> None:
         """Stop decoding now; :attr:`result` reflects what was generated so far."""

@@ -1,14 +1,13 @@
 """One generation run in a worker thread, its text pieces handed to the event loop.
 
 The compiled forward pass releases the GIL, so decoding in a thread leaves the
-loop free. The thread checks a cancel flag after every piece: a client that
-goes away (a failed write, or aiohttp cancelling the handler) stops decoding
-after at most one more token.
+loop free. A client that goes away (a failed write, or aiohttp cancelling the
+handler) cancels the stream: decoding stops before the next token, and a long
+prompt after the 512-token chunk being processed.
 """
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -46,7 +45,6 @@ class Generation:
         self._metrics = metrics
         self._t_request = t_request
         self._queue: asyncio.Queue = asyncio.Queue()
-        self._cancel = threading.Event()
         self._loop = asyncio.get_running_loop()
         self._done = False
         self.result = None
@@ -57,15 +55,13 @@ class Generation:
         try:
             self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
         except RuntimeError:  # loop closed: nobody is listening any more
-            self._cancel.set()
+            self._stream.cancel()
 
     def _work(self) -> None:
         stream = self._stream
         try:
-            for piece in stream:
+            for piece in stream:  # ends early once cancel() has reached the stream
                 self._post((_PIECE, piece))
-                if self._cancel.is_set():
-                    break
             stream.close()  # no-op after a natural end; stops decoding otherwise
             self._post((_END, stream.result))
         except Exception as e:  # noqa: BLE001 - re-raised on the loop
@@ -74,7 +70,7 @@ class Generation:
 
     def cancel(self) -> None:
         if not self._done:
-            self._cancel.set()
+            self._stream.cancel()
             self._metrics.cancelled.inc()
 
     def __aiter__(self):
@@ -111,3 +107,6 @@ class Generation:
             await asyncio.shield(self._future)
         except Exception:  # noqa: BLE001 - already reported through the queue
             pass
+        if not self._done and self._stream.result is not None:
+            self._done = True
+            self._account(self._stream.result)  # the tokens it did make still count
