@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import threading
 
 import pytest
@@ -79,6 +80,40 @@ def test_api_key(embedder):
             resp = await client.post("/embed", json={"texts": ["a"]}, headers=headers)
             assert resp.status == 200
     run(go, ServerConfig(api_key="s3cret"), embedder=embedder)
+
+
+async def _raw_request(client, head: bytes, body: bytes = b"") -> tuple[int, dict]:
+    """One request written byte for byte (header values a client library would
+    refuse to send), on a connection the server closes after answering."""
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(head + b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    await writer.drain()
+    raw = await reader.read()
+    writer.close()
+    status_line, _, rest = raw.partition(b"\r\n")
+    return int(status_line.split()[1]), json.loads(rest.partition(b"\r\n\r\n")[2])
+
+
+def test_api_key_with_bytes_that_are_not_utf8(embedder):
+    """A key header with non-UTF-8 bytes is a wrong key (401), not a 500."""
+    async def go(client):
+        for header in (b"X-API-Key: \xff", b"Authorization: Bearer s\xe9"):
+            status, body = await _raw_request(
+                client, b"POST /embed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                + header + b"\r\n", b'{"texts": ["a"]}')
+            assert status == 401 and body["error"]["code"] == "invalid_api_key", body
+    run(go, ServerConfig(api_key="s3cret"), embedder=embedder)
+
+
+def test_body_that_does_not_decode_is_a_400(embedder):
+    async def go(client):
+        err = await post_error(client, "/embed", 400, "invalid_json", data=b"not gzip at all",
+                               headers={"Content-Encoding": "gzip",
+                                        "Content-Type": "application/json"})
+        assert "could not be read" in err["message"]
+        resp = await client.post("/embed", json={"texts": ["a"]})  # the server is fine
+        assert resp.status == 200
+    run(go, embedder=embedder)
 
 
 def test_503_while_loading_then_ready(monkeypatch, embedder):

@@ -131,3 +131,19 @@ def test_readme_documents_every_flag_and_env_var():
     missing = [name for field, flag, *_ in OPTIONS for name in (flag, env_name(field))
                if f"`{name}`" not in text]
     assert not missing, f"{readme.name} does not mention {missing}"
+
+
+def test_port_in_use_is_a_one_line_error(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([str(Path(sf.__file__).parent.parent),
+                                             env.get("PYTHONPATH", "")])
+        out = subprocess.run([sys.executable, "-m", "sutra_fast", "serve", "--port", str(port),
+                              "--embeddings", "0"], env=env, capture_output=True, text=True,
+                             timeout=60)
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in out.stderr and "--port" in out.stderr

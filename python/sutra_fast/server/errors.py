@@ -24,8 +24,10 @@ class ApiError(Exception):
     """Raise from a handler; the middleware turns it into the JSON envelope."""
 
     def __init__(self, status: int, message: str, code: str, *,
-                 retry_after: Optional[int] = None, param: Optional[str] = None):
+                 retry_after: Optional[int] = None, param: Optional[str] = None,
+                 close_connection: bool = False):
         super().__init__(message)
+        self.close_connection = close_connection
         self.status = status
         self.message = message
         self.code = code
@@ -44,8 +46,11 @@ def error_response(err: ApiError) -> web.Response:
     headers = {}
     if err.retry_after is not None:
         headers["Retry-After"] = str(err.retry_after)
-    return web.json_response(envelope(err.status, err.message, err.code, err.param),
+    resp = web.json_response(envelope(err.status, err.message, err.code, err.param),
                              status=err.status, headers=headers)
+    if err.close_connection:
+        resp.force_close()
+    return resp
 
 
 def from_http_exception(exc: web.HTTPException) -> ApiError:

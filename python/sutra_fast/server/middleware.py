@@ -101,7 +101,10 @@ async def auth(request: web.Request, handler):
     key = request.app[K.CONFIG].api_key
     if key and request.path not in OPEN_ROUTES:
         given = _presented_key(request)
-        if not given or not hmac.compare_digest(given.encode(), key.encode()):
+        # surrogateescape: aiohttp decodes header bytes that way, so a non-UTF-8
+        # key is a wrong key, not an encoding error.
+        if not given or not hmac.compare_digest(given.encode("utf-8", "surrogateescape"),
+                                                key.encode("utf-8", "surrogateescape")):
             raise ApiError(401, "missing or wrong API key: send 'Authorization: Bearer KEY' "
                                 "or 'X-API-Key: KEY'", "invalid_api_key")
     return await handler(request)

@@ -21,15 +21,17 @@ _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant"
 
 # ------------------------------------------------------------------ request parsing
 def _sampling(body: dict, cfg, *, stop_field: str = "stop") -> dict:
-    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
-    field = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
+    # OpenAI's newer name wins when given; null means "not given", as for every field.
+    field = ("max_completion_tokens" if body.get("max_completion_tokens") is not None
+             else "max_tokens")
+    max_tokens = body.get(field)
     return dict(
         max_tokens=v.get_int({field: max_tokens}, field, cfg.default_max_tokens, lo=0,
                              hi=cfg.max_tokens_limit),
         temperature=v.get_float(body, "temperature", 1.0, lo=0.0, hi=100.0),
         top_p=v.get_float(body, "top_p", 0.85 if stop_field == "stop_sequences" else 1.0,
                           lo=0.0, hi=1.0),
-        top_k=v.get_int(body, "top_k", 0, lo=0),
+        top_k=v.get_int(body, "top_k", 0, lo=0, hi=2**63 - 1),  # >= vocabulary: no cut
         min_p=v.get_float(body, "min_p", 0.0, lo=0.0, hi=1.0),
         presence_penalty=v.get_float(body, "presence_penalty", 0.0, lo=-2.0, hi=2.0),
         frequency_penalty=v.get_float(body, "frequency_penalty", 0.0, lo=-2.0, hi=2.0),

@@ -20,9 +20,13 @@ def serve(config: ServerConfig) -> int:
     app = create_app(config)
     # run_app turns SIGTERM/SIGINT into a graceful exit: the listener closes,
     # handlers get shutdown_timeout seconds to finish, then on_cleanup runs.
-    web.run_app(app, host=config.host, port=config.port,
-                shutdown_timeout=config.shutdown_timeout, handler_cancellation=True,
-                access_log=None,
-                print=lambda msg: print(f"sutra-fast serve: {msg.strip()}", file=sys.stderr,
-                                        flush=True))
+    try:
+        web.run_app(app, host=config.host, port=config.port,
+                    shutdown_timeout=config.shutdown_timeout, handler_cancellation=True,
+                    access_log=None,
+                    print=lambda msg: print(f"sutra-fast serve: {msg.strip()}", file=sys.stderr,
+                                            flush=True))
+    except OSError as e:  # bind: port in use, no permission, unknown host
+        raise RuntimeError(f"cannot listen on {config.host}:{config.port}: "
+                           f"{e.strerror or e}; choose another --port / --host") from None
     return 0

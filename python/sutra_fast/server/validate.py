@@ -18,6 +18,13 @@ async def read_json(request: web.Request) -> dict:
     except web.HTTPRequestEntityTooLarge:
         raise ApiError(413, f"request body too large (limit {request.client_max_size} bytes, "
                             "--max-body-bytes)", "body_too_large") from None
+    except web.RequestPayloadError as e:  # e.g. a gzip body that does not decode
+        # The rest of the body cannot be parsed either: mark it read (else aiohttp
+        # tries to drain it after the response and logs a traceback) and close
+        # the connection after answering.
+        request.content.feed_eof()
+        raise ApiError(400, f"request body could not be read: {e}", "invalid_json",
+                       close_connection=True) from None
     if not raw.strip():
         raise ApiError(400, "request body is empty; send a JSON object", "invalid_json")
     try:
