@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import rwkv_checkpoints as rc
+from scripted_generator import ScriptedGenerator
 import sutra_fast as sf
 from sutra_fast.generation import PromptCache, TextAssembler, TokenStream, chat_prompt
 
@@ -265,8 +266,15 @@ def test_stop_string_on_a_real_model(world):
 
 
 def test_padding_ids_are_never_sampled(world):
-    r = world.generate([1], max_tokens=200, temperature=5.0, top_p=1.0, seed=1)
-    assert all(0 < t < world.tokenizer.vocab_size for t in r.tokens)
+    """The model's rows past the World vocabulary (65530-65535 here) get the
+    highest logits; neither greedy nor sampling may pick them."""
+    padding = list(range(world.tokenizer.vocab_size, world.vocab_size))
+    assert padding, "the test model must have padding rows"
+    scripted = ScriptedGenerator(world, [ord("a") + 1], boost=padding)
+    greedy = scripted.generate([1], max_tokens=20, temperature=0.0)
+    assert greedy.tokens == [ord("a") + 1] * 20
+    sampled = scripted.generate([1], max_tokens=200, temperature=5.0, top_p=1.0, seed=1)
+    assert len(sampled.tokens) == 200 and not set(sampled.tokens) & set(padding)
 
 
 def test_caller_state_continues(world):
@@ -309,9 +317,14 @@ def test_prompt_cache_lru_bound():
 
 
 def test_chat_stops_at_next_user_turn(world):
-    r = world.chat([{"role": "user", "content": "Hi"}], max_tokens=20, temperature=0.0)
-    assert "\n\nUser:" not in r.text
+    """A model that writes the next user turn itself: chat() cuts it off."""
+    script = world.tokenizer.encode(" Hello there\n\nUser: and more") + [0]
+    r = ScriptedGenerator(world, script).chat([{"role": "user", "content": "Hi"}],
+                                              max_tokens=50, temperature=0.0)
+    assert r.text == " Hello there" and r.finish_reason == "stop"
     assert r.usage["prompt_tokens"] == len(world.tokenizer.encode("User: Hi\n\nAssistant:"))
+    plain = ScriptedGenerator(world, script).generate("x", max_tokens=50, temperature=0.0)
+    assert plain.text == " Hello there\n\nUser: and more"  # generate() has no such stop
 
 
 def test_text_prompt_needs_a_fitting_vocabulary(tiny):

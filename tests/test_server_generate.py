@@ -8,6 +8,7 @@ import pytest
 
 from server_helpers import (GatedGenerator, generator, metric, post_error, run,  # noqa: F401
                             sse_events, world_ckpt)
+from scripted_generator import ScriptedGenerator
 from sutra_fast.generation import CHAT_STOP, chat_prompt
 from sutra_fast.server import ServerConfig
 from sutra_fast.server import keys as K
@@ -159,6 +160,29 @@ def test_disconnect_stops_the_generation(generator, path, body):
         return calls_at_cancel, gated.calls
     at_cancel, total = run(go, generator=gated)
     assert total <= at_cancel + 1, f"{total - at_cancel} forward calls after the disconnect"
+
+
+def test_chat_route_stops_at_the_next_user_turn(generator):
+    """A model that writes the next user turn itself: the chat route cuts it,
+    plain and streamed; the completions route does not."""
+    script = generator.tokenizer.encode(" Hello there\n\nUser: and more") + [0]
+    msgs = {"messages": [{"role": "user", "content": "Hi"}], "temperature": 0, "max_tokens": 50}
+
+    async def go(client):
+        plain = await (await client.post("/v1/chat/completions", json=msgs)).json()
+        resp = await client.post("/v1/chat/completions", json={**msgs, "stream": True})
+        events = [e async for e in sse_events(resp)]
+        completion = await (await client.post("/v1/completions", json={
+            "prompt": "x", "temperature": 0, "max_tokens": 50})).json()
+        return plain, events, completion
+    plain, events, completion = run(go, ServerConfig(embeddings=False, rwkv_prompt_cache=0),
+                                    generator=ScriptedGenerator(generator, script))
+    assert plain["choices"][0]["message"]["content"] == " Hello there"
+    assert plain["choices"][0]["finish_reason"] == "stop"
+    streamed = "".join(e["choices"][0]["delta"].get("content") or ""
+                       for e in events[:-1] if e["choices"])
+    assert streamed == " Hello there" and events[-1] == "[DONE]"
+    assert completion["choices"][0]["text"] == " Hello there\n\nUser: and more"
 
 
 def test_disconnect_during_a_long_prompt_frees_the_slot_after_its_chunk(generator):
