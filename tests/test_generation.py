@@ -214,7 +214,7 @@ def test_stream_context_manager_closes(tiny):
 
 # ---------------------------------------------------------------- real (random-weight) models
 def test_greedy_equals_argmax_of_forward(tiny):
-    prompt = [5, 17, 42, 8]
+    prompt = [3, 4]  # greedy runs 14 varied tokens before end-of-text on this model
     out = tiny.generate(prompt, max_tokens=24, temperature=0.0)
     state = tiny.new_state()
     logits = tiny.forward(prompt, state)
@@ -225,6 +225,7 @@ def test_greedy_equals_argmax_of_forward(tiny):
             break
         expected.append(t)
         logits = tiny.forward([t], state)
+    assert len(set(expected)) >= 5, "a prompt whose greedy run is too short checks little"
     assert out.tokens == expected
     assert out.finish_reason == ("length" if len(expected) == 24 else "stop")
     np.testing.assert_array_equal(out.state.att_kv, state.att_kv)  # state consumed every token
