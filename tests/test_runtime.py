@@ -1,9 +1,11 @@
 """ISA selection, thread settings, environment variables, fork safety, packaging."""
 import importlib.machinery
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 import warnings
 
 import numpy as np
@@ -95,7 +97,14 @@ def test_fork_after_use_recreates_pool():
         if pid == 0:  # child: the parent's workers are gone; the pool must be rebuilt
             ok = np.array_equal(K.mean_pool(h, m), expected)
             os._exit(0 if ok else 3)
-        _, status = os.waitpid(pid, 0)
+        deadline = time.monotonic() + 60  # a pool that deadlocks in the child fails, not hangs
+        while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if done[0] == 0:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung in mean_pool (thread pool not rebuilt)")
+        status = done[1]
         assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
         np.testing.assert_array_equal(K.mean_pool(h, m), expected)
     finally:
