@@ -125,6 +125,63 @@ def test_load_errors(tmp_path, converted):
         Embedder.load(converted, threads=0)
     with pytest.raises(ValueError, match="safetensors"):
         Embedder.load(converted, quantize="int8")   # an ONNX-only folder cannot be re-quantised
+    with pytest.raises(ValueError, match="threads"):
+        Embedder.load(converted, threads=10**6)      # ORT would start them all
+    with pytest.raises(ValueError, match="pass the model folder"):
+        Embedder.load(converted / "tokenizer.json")  # exists, but is not a model
+
+
+def _model_copy(tmp_path, converted, name="copy"):
+    """The converted model's small files copied (so they can be damaged), weights linked."""
+    d = tmp_path / name
+    shutil.copytree(converted, d, ignore=shutil.ignore_patterns("model.onnx*"))
+    for f in ("model.onnx", "model.onnx.data"):
+        os.symlink(converted / f, d / f)
+    return d
+
+
+@pytest.mark.parametrize("name,content,match", [
+    ("sutra_manifest.json", "{bad", r"sutra_manifest\.json: invalid JSON"),
+    ("sutra_manifest.json", "[1, 2]", r"sutra_manifest\.json: expected a JSON object"),
+    ("config.json", "{bad", r"config\.json: invalid JSON"),
+    ("config.json", '"text"', r"config\.json: expected a JSON object"),
+])
+def test_damaged_model_files_are_value_errors_naming_the_file(tmp_path, converted, name,
+                                                              content, match):
+    d = _model_copy(tmp_path, converted)
+    (d / name).write_text(content)
+    with pytest.raises(ValueError, match=match):
+        Embedder.load(d)
+
+
+def test_tokenizer_bigger_than_the_embedding_table_is_refused(tmp_path, converted):
+    d = _model_copy(tmp_path, converted)
+    tj = json.loads((d / "tokenizer.json").read_text())
+    tj["added_tokens"].append({"id": 30522, "content": "<new>", "single_word": False,
+                               "lstrip": False, "rstrip": False, "normalized": False,
+                               "special": True})
+    (d / "tokenizer.json").write_text(json.dumps(tj))
+    with pytest.raises(ValueError, match="30523 tokens.*30522 rows"):
+        Embedder.load(d)
+
+
+def test_max_length_is_capped_at_the_position_table(tmp_path, converted):
+    d = _model_copy(tmp_path, converted)
+    manifest = json.loads((d / "sutra_manifest.json").read_text())
+    (d / "sutra_manifest.json").write_text(json.dumps({**manifest, "max_length": 100_000}))
+    e = Embedder.load(d)
+    assert e.max_length == 512   # MiniLM's max_position_embeddings
+    v = e.embed("word " * 700)    # would overrun the position table uncapped
+    assert v.shape == (1, 384) and np.isfinite(v).all()
+
+
+def test_onnx_runtime_failures_are_runtime_errors(emb, monkeypatch):
+    class Failing:
+        def run(self, *a, **k):
+            raise Exception("[ONNXRuntimeError] : 2 : INVALID_ARGUMENT : something")
+    monkeypatch.setattr(emb, "_session", Failing())
+    with pytest.raises(RuntimeError, match=r"ONNX Runtime failed running .* 1 x \d+ tokens"):
+        emb.embed("hello")
 
 
 def test_import_and_load_stay_lean(converted):
@@ -249,11 +306,29 @@ def test_cli_embed(converted, vecs, texts, tmp_path, capsys, monkeypatch):
 
     import io
     monkeypatch.setattr(sys, "stdin", io.StringIO(f"{texts[2]}\n\n{texts[3]}\n"))
-    out = tmp_path / "v.npy"
+    out = tmp_path / "v.NPY"   # any case: exactly this file, an array, one row per line
     assert main(["embed", "--model", str(converted), "-o", str(out), "--dimensions", "32",
                  "--batch-size", "1"]) == 0
     arr = np.load(out)
-    assert arr.shape == (2, 32) and arr.dtype == np.float32
-    want = vecs[2:4, :32]
+    assert arr.shape == (3, 32) and arr.dtype == np.float32
+    want = np.stack([vecs[2], Embedder.load(converted).embed("")[0], vecs[3]])[:, :32]
     np.testing.assert_allclose(arr, want / np.linalg.norm(want, axis=1, keepdims=True), atol=2e-5)
     assert main(["embed", "--model", str(tmp_path / "none"), "x"]) == 2
+    assert main(["embed", "--model", str(converted), "-o", str(tmp_path), "x"]) == 2  # a dir
+    assert "Is a directory" in capsys.readouterr().err
+
+
+def test_cli_embed_into_a_closed_pipe_is_quiet(converted):
+    """`sutra-fast embed | head -1`: no traceback when the reader leaves."""
+    proc = subprocess.Popen([sys.executable, "-m", "sutra_fast", "embed", "--model", str(converted)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=dict(os.environ, PYTHONPATH=PYTHON_DIR))
+    proc.stdin.write(("some text\n" * 3000).encode())
+    proc.stdin.close()
+    first = proc.stdout.readline()
+    proc.stdout.close()   # the reader goes away after one line
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(timeout=120) == 141, err
+    assert json.loads(first)["text"] == "some text"
+    assert "Traceback" not in err and "BrokenPipe" not in err, err

@@ -421,7 +421,7 @@ def test_vocab_properties(ours, hf):
     assert ours.vocab_size == hf.get_vocab_size() == 30522
     for token in ("[CLS]", "[SEP]", "[PAD]", "[UNK]", "[MASK]", "hello", "##ing", "中", "notinvocab__"):
         assert ours.token_to_id(token) == hf.token_to_id(token)
-    for i in (0, 100, 101, 102, 103, 999, 7592, 30521, 30522, -1, 10**12):
+    for i in (0, 100, 101, 102, 103, 999, 7592, 30521, 30522, -1, 10**12, 2**70, -(2**70)):
         assert ours.id_to_token(i) == hf.id_to_token(i) if 0 <= i < 2**32 else ours.id_to_token(i) is None
     assert (ours.cls_token_id, ours.sep_token_id, ours.pad_token_id, ours.unk_token_id) == (
         hf.token_to_id("[CLS]"), hf.token_to_id("[SEP]"), hf.token_to_id("[PAD]"), hf.token_to_id("[UNK]"))
@@ -578,6 +578,12 @@ def test_bad_texts(ours, twin):
             tok.encode_batch(["a"], max_length=1)
         with pytest.raises(ValueError, match="truncation"):
             tok.encode_batch(["a"], truncation="middle")
+    with pytest.raises(TypeError, match="token must be a str"):
+        ours.token_to_id(None)
+    with pytest.raises(TypeError, match="id must be an int"):
+        ours.id_to_token("a")
+    huge = ours.encode_batch(["a b c"], max_length=2**64)["input_ids"]  # beyond any text: no cut
+    np.testing.assert_array_equal(huge, ours.encode_batch(["a b c"])["input_ids"])
 
 
 def test_lone_surrogate(ours, twin, hf):

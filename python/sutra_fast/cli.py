@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -55,14 +56,14 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     from sutra_fast.embedder import Embedder
 
     texts = list(args.texts)
-    if not texts:
+    if not texts:  # one text per line, blank ones too: row i is always line i
         texts = [line.rstrip("\r\n") for line in sys.stdin]
-        texts = [t for t in texts if t.strip()]
     emb = Embedder.load(args.model, quantize=args.quantize, threads=args.threads)
     vecs = emb.embed(texts, batch_size=args.batch_size, dimensions=args.dimensions,
                      normalize=not args.no_normalize, show_progress=args.progress)
-    if args.output and args.output != "-" and args.output.endswith(".npy"):
-        np.save(args.output, vecs)
+    if args.output and args.output != "-" and args.output.lower().endswith(".npy"):
+        with open(args.output, "wb") as f:  # a path would get ".npy" appended to "x.NPY"
+            np.save(f, vecs)
         print(f"wrote {vecs.shape[0]} x {vecs.shape[1]} float32 to {args.output}", file=sys.stderr)
         return 0
     out = sys.stdout if not args.output or args.output == "-" else open(args.output, "w", encoding="utf-8")
@@ -97,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_convert)
 
     p = sub.add_parser("embed", help="embed texts (arguments, or lines on stdin)",
-                       description="Embed texts given as arguments, or one per line on stdin. "
+                       description="Embed texts given as arguments, or one per line on stdin "
+                                   "(every line, blank ones included: row i is line i). "
                                    "Writes JSON lines {text, embedding} to stdout or --output; "
                                    "an --output ending in .npy gets a float32 [n, d] array.")
     p.add_argument("texts", nargs="*", help="texts to embed (default: read lines from stdin)")
@@ -127,8 +129,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError, RuntimeError) as e:
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows up here, not in the interpreter's exit
+        return code
+    except BrokenPipeError:  # e.g. `... | head -1`: the reader left, nothing to report
+        # Point stdout at /dev/null so the interpreter's final flush is quiet too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell tool killed by the pipe reports
+    except (ValueError, TypeError, OSError, RuntimeError) as e:  # OSError: files, dirs, perms
         print(f"sutra-fast: error: {e}", file=sys.stderr)
         return 2
 

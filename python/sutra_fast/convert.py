@@ -99,7 +99,8 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, quantize: Optiona
     if not src.is_dir():
         raise FileNotFoundError(f"source folder {src} not found")
     if dst.exists() and not overwrite:
-        raise FileExistsError(f"{dst} already exists (pass overwrite=True to replace it)")
+        raise FileExistsError(f"{dst} already exists (pass overwrite=True, or --overwrite on the "
+                              "command line, to replace it)")
     cfg_dict = _read_json(_require(src, "config.json"))
     cfg = onnx_graph.BertConfig.from_dict(cfg_dict)
     tok_path = _require(src, "tokenizer.json", "vocab.txt")

@@ -13,7 +13,6 @@ arena), and pooling / normalisation / Matryoshka run in compiled kernels.
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Iterable, Optional, Sequence, Union
 import numpy as np
 
 from sutra_fast import kernels
-from sutra_fast.model_folder import (MANIFEST, QUANTIZE_MODES, cache_suffix,
+from sutra_fast.model_folder import (MANIFEST, QUANTIZE_MODES, cache_suffix, read_json,
                                      sentence_transformers_settings)
 from sutra_fast.wordpiece import WordPieceTokenizer
 
@@ -35,6 +34,7 @@ __all__ = ["Embedder"]
 # vs 1024: equal on 2000 sentences, 4-10% faster on the 500-sentence benchmark
 # (4 interleaved rounds, fp32 and int8, on the shared 2-core machine).
 TOKEN_BUDGET = 512
+MAX_THREADS = 1024  # ORT starts them all at load: a typo like 10**6 would exhaust memory
 # Texts tokenised and length-sorted together; bounds memory for huge inputs.
 _CHUNK = 8192
 _POOL = {"mean": kernels.mean_pool, "cls": kernels.cls_pool, "max": kernels.max_pool}
@@ -48,8 +48,14 @@ def _find_onnx(folder: Path) -> Optional[Path]:
 
 
 def _read_json(path: Path) -> dict:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    """A JSON object from the model folder; damage is a ValueError naming the file."""
+    try:
+        obj = read_json(path)
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text ({e})") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(obj).__name__}")
+    return obj
 
 
 def _convert_into_cache(folder: Path, quantize: Optional[str]) -> Path:
@@ -84,6 +90,8 @@ def _resolve(path, quantize: Optional[str]) -> tuple[Path, Path]:
         folder, onnx = (p.parent.parent if p.parent.name == "onnx" else p.parent), p
     elif p.is_dir():
         folder, onnx = p, _find_onnx(p)
+    elif p.exists():
+        raise ValueError(f"{p} is not a model: pass the model folder (or its .onnx file)")
     else:
         raise FileNotFoundError(f"model folder {p} not found")
     can_convert = (folder / "model.safetensors").is_file() and (folder / "config.json").is_file()
@@ -149,8 +157,9 @@ class Embedder:
         if quantize not in QUANTIZE_MODES:
             raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
-                                    or threads < 1):
-            raise ValueError(f"threads must be an int >= 1 or None, got {threads!r}")
+                                    or not 1 <= threads <= MAX_THREADS):
+            raise ValueError(f"threads must be an int from 1 to {MAX_THREADS} or None, "
+                             f"got {threads!r}")
         folder, onnx_path = _resolve(path, quantize)
         tok_path = next((folder / n for n in ("tokenizer.json", "vocab.txt")
                          if (folder / n).is_file()), None)
@@ -167,6 +176,15 @@ class Embedder:
             mml = _read_json(tc).get("model_max_length") if tc.is_file() else None
             max_length = min(int(mml) if mml and mml < 100_000 else 512,
                              int(config.get("max_position_embeddings", 512)))
+        positions = config.get("max_position_embeddings")
+        if isinstance(positions, int) and positions > 0:
+            max_length = min(int(max_length), positions)  # absolute positions end there
+        rows = config.get("vocab_size")
+        if isinstance(rows, int) and tokenizer.vocab_size > rows:
+            raise ValueError(
+                f"{tok_path} has {tokenizer.vocab_size} tokens but the model's embedding table "
+                f"({folder / 'config.json'} vocab_size) has {rows} rows: the tokenizer does not "
+                "belong to this model")
         session = _session(onnx_path, threads)
         out = next((o for o in session.get_outputs() if o.name == "last_hidden_state"),
                    session.get_outputs()[0])
@@ -297,7 +315,12 @@ class Embedder:
 
     def _forward(self, feed: dict) -> np.ndarray:
         feed = {k: feed[k] for k in self._input_names}
-        hidden = self._session.run([self._output], feed)[0]
+        try:
+            hidden = self._session.run([self._output], feed)[0]
+        except Exception as e:  # ORT's own exception types; the model, not the input, is at fault
+            raise RuntimeError(f"ONNX Runtime failed running {self.folder} on a batch of "
+                               f"{feed['input_ids'].shape[0]} x {feed['input_ids'].shape[1]} "
+                               f"tokens: {e}") from None
         if hidden.dtype != np.float32 or not hidden.flags.c_contiguous:
             hidden = np.ascontiguousarray(hidden, dtype=np.float32)
         return self._pool(hidden, feed["attention_mask"] if "attention_mask" in feed

@@ -148,7 +148,7 @@ class WordPieceTokenizer:
                 raise TypeError(f"max_length must be an int or None, got {type(max_length).__name__}")
             if max_length < 2:
                 raise ValueError(f"max_length must be >= 2 (room for [CLS] and [SEP]), got {max_length}")
-            limit = max_length
+            limit = min(max_length, 2**62)  # beyond any text; fits the core's integer
         if truncation not in ("right", "left"):
             raise ValueError(f"truncation must be 'right' or 'left', got {truncation!r}")
         left = truncation == "left"
@@ -170,10 +170,18 @@ class WordPieceTokenizer:
         return self._tok.vocab_size
 
     def token_to_id(self, token: str) -> Optional[int]:
+        """The id of ``token``, or None when it is not in the vocabulary."""
+        if not isinstance(token, str):
+            raise TypeError(f"token must be a str, got {type(token).__name__}")
         return self._tok.token_to_id(token)
 
     def id_to_token(self, id: int) -> Optional[str]:
-        return self._tok.id_to_token(id)
+        """The token of ``id``, or None when no token has that id."""
+        if isinstance(id, bool) or not isinstance(id, (int, np.integer)):
+            raise TypeError(f"id must be an int, got {type(id).__name__}")
+        if not 0 <= id < 2**63:
+            return None
+        return self._tok.id_to_token(int(id))
 
     @property
     def unk_token_id(self) -> int:
