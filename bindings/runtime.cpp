@@ -53,9 +53,11 @@ void register_runtime(py::module_& m) {
         Raises:
             ValueError: unknown name, or a level this CPU/build cannot run.
       )pbdoc");
+  m.attr("MAX_NUM_THREADS") = kMaxNumThreads;
   m.def("set_num_threads", &set_num_threads, py::arg("n"),
-        "Threads used by compiled calls (the caller included); n >= 1.");
-  m.def("get_num_threads", &num_threads, "Threads used by compiled calls.");
+        "Threads used by compiled calls (the caller included); 1 <= n <= MAX_NUM_THREADS.");
+  m.def("get_num_threads", &num_threads,
+        "Threads used by compiled calls (lowered if the pool could not start that many).");
 }
 
 }  // namespace sutra::bindings

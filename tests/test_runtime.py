@@ -138,3 +138,90 @@ def test_extensions_are_compiled_modules():
         assert isinstance(mod.__loader__, importlib.machinery.ExtensionFileLoader), mod
         assert mod.__file__.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
     assert _core.__version__ == sf.__version__
+
+
+# A child that asks for many pool threads under an address-space limit low enough
+# that creating them fails partway (each thread stack reserves 8 MB). RLIMIT_AS,
+# not RLIMIT_NPROC: the latter is not enforced for root. The limit is set by the
+# child itself after its imports (its VmSize + 160 MB), so it does not depend on
+# how big Python + numpy + sutra_fast happen to be here.
+_THREAD_LIMIT_CHILD = r"""
+import resource, sys
+import numpy as np
+import sutra_fast as sf
+from sutra_fast import kernels as K
+
+rng = np.random.default_rng(0)
+h = rng.standard_normal((64, 64, 384)).astype(np.float32)
+m = (rng.random((64, 64)) < 0.8).astype(np.int64)
+m[:, 0] = 1
+sf.set_num_threads(1)
+expected = K.mean_pool(h, m)  # one thread: runs inline, no pool
+vm_kb = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmSize:"))
+limit = (vm_kb + 160 * 1024) * 1024
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+sf.set_num_threads(int(sys.argv[1]))
+got = K.mean_pool(h, m)  # the pool is created here; most of its threads cannot start
+again = K.mean_pool(h, m)  # the reduced pool is reused, not rebuilt
+print("equal", np.array_equal(got, expected) and np.array_equal(again, expected))
+print("threads", sf.get_num_threads())
+"""
+
+
+def _under_asan():
+    return "asan" in os.environ.get("LD_PRELOAD", "")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS and /proc are Linux")
+@pytest.mark.skipif(_under_asan(), reason="ASan reserves terabytes of shadow memory: no RLIMIT_AS")
+def test_pool_falls_back_when_threads_cannot_start():
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    env.pop("SUTRA_NUM_THREADS", None)
+    try:
+        r = subprocess.run([sys.executable, "-c", _THREAD_LIMIT_CHILD, "400"], capture_output=True,
+                           text=True, env=env, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the pool hung when worker threads could not be started")
+    assert r.returncode == 0, r.stderr[-3000:]
+    lines = dict(line.split(" ", 1) for line in r.stdout.splitlines())
+    assert lines["equal"] == "True"
+    threads = int(lines["threads"])
+    assert 1 <= threads < 400, r.stdout  # the fallback is visible in get_num_threads()
+    # one warning, saying what happened and what to do
+    assert r.stderr.count("worker threads") == 1, r.stderr
+    assert "could start only" in r.stderr and "of 399 worker threads" in r.stderr, r.stderr
+    assert f"using {threads} threads" in r.stderr, r.stderr
+    assert "SUTRA_NUM_THREADS" in r.stderr and "set_num_threads" in r.stderr, r.stderr
+
+
+def test_set_num_threads_bounds_and_types():
+    before = sf.get_num_threads()
+    try:
+        sf.set_num_threads(1024)
+        assert sf.get_num_threads() == 1024
+        sf.set_num_threads(1)
+        assert sf.get_num_threads() == 1
+    finally:
+        sf.set_num_threads(before)
+    for bad in (1025, 100_000, 2**31, 2**70):
+        with pytest.raises(ValueError, match=r"n must be >= 1 and <= 1024 .*got \d+"):
+            sf.set_num_threads(bad)
+    for bad in (0, -1, -2**70):
+        with pytest.raises(ValueError, match="must be >= 1"):
+            sf.set_num_threads(bad)
+    for bad in (None, 2.0, np.int64(4), "8", False):
+        with pytest.raises(TypeError, match="n must be an int"):
+            sf.set_num_threads(bad)
+    assert sf.get_num_threads() == before
+    from sutra_fast import _core
+    with pytest.raises(ValueError, match="1024"):
+        _core.set_num_threads(1025)  # the compiled core enforces the same cap
+
+
+def test_env_thread_count_out_of_range_fails_clearly():
+    for value in ("0", "1025", "99999999999999999999"):
+        r = run_python("import sutra_fast", SUTRA_NUM_THREADS=value)
+        assert r.returncode != 0
+        assert f"SUTRA_NUM_THREADS={value!r}: expected a whole number >= 1 and <= 1024" in r.stderr
+    r = run_python("import sutra_fast as sf; print(sf.get_num_threads())", SUTRA_NUM_THREADS="1024")
+    assert r.returncode == 0 and r.stdout.strip() == "1024", r.stderr

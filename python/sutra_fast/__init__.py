@@ -94,9 +94,17 @@ def set_cpu_isa(level: str) -> None:
 
 
 def set_num_threads(n: int) -> None:
-    """Threads used by compiled calls, the calling thread included (n >= 1)."""
+    """Threads used by compiled calls, the calling thread included (1 <= n <= 1024).
+
+    If the OS cannot start that many threads (thread or memory limits), the
+    pool runs with fewer, warns once on stderr and get_num_threads() says how many.
+    """
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"n must be an int, got {type(n).__name__}")
+    cap = _core.MAX_NUM_THREADS
+    if not 1 <= n <= cap:
+        raise ValueError(f"n must be >= 1 and <= {cap} (the cap on threads for compiled "
+                         f"calls, the caller included), got {n}")
     _core.set_num_threads(n)
 
 
@@ -119,7 +127,8 @@ def _apply_environment() -> None:
             set_num_threads(n)
         except ValueError:
             raise ValueError(
-                f"SUTRA_NUM_THREADS={threads!r}: expected a whole number >= 1") from None
+                f"SUTRA_NUM_THREADS={threads!r}: expected a whole number >= 1 and "
+                f"<= {_core.MAX_NUM_THREADS}") from None
 
 
 _apply_environment()

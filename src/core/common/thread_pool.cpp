@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdint>
 #include <exception>
 #include <memory>
@@ -23,17 +24,32 @@ thread_local bool t_in_pool_work = false;
 
 class Pool {
  public:
-  explicit Pool(int n_workers) {
-    for (int i = 0; i < n_workers; ++i) workers_.emplace_back([this] { worker_loop(); });
-  }
-  ~Pool() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
+  // Asks for `threads` (the caller included). If the OS refuses a worker thread
+  // (EAGAIN under RLIMIT_NPROC / a pids cgroup, or no address space for its
+  // stack under RLIMIT_AS), the workers already started are stopped and joined
+  // and half as many as did start are started instead: a pool that takes the
+  // last thread or the last bytes of address space would only move the failure
+  // to the next allocation or thread of the process. Never throws for that;
+  // size() tells what it runs with, first_started() / start_error() what
+  // went wrong.
+  explicit Pool(int threads) : requested_(threads) {
+    int want = threads - 1;
+    while (want > 0) {
+      const int started = start_workers(want);
+      if (started == want) break;
+      if (first_started_ < 0) first_started_ = started;
+      want = started / 2;
     }
-    wake_.notify_all();
-    for (auto& t : workers_) t.join();
   }
+  ~Pool() { stop_workers(); }
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
+
+  int requested() const { return requested_; }
+  // -1 if every worker asked for started; else how many had started when the
+  // first one failed, and why (the exception's message).
+  int first_started() const { return first_started_; }
+  const char* start_error() const { return start_error_; }
   int size() const { return static_cast<int>(workers_.size()) + 1; }
 
   // Returns false (and does nothing) if another caller is using the pool.
@@ -78,6 +94,38 @@ class Pool {
     t_in_pool_work = false;
   }
 
+  // Starts n workers. All or nothing: on failure the ones started are stopped
+  // and joined; returns how many had started (n on success).
+  int start_workers(int n) {
+    try {
+      workers_.reserve(static_cast<std::size_t>(n));  // emplace_back cannot reallocate
+      for (int i = 0; i < n; ++i) workers_.emplace_back([this] { worker_loop(); });
+      return n;
+    } catch (const std::exception& e) {
+      std::snprintf(start_error_, sizeof start_error_, "%s", e.what());
+    } catch (...) {
+      std::snprintf(start_error_, sizeof start_error_, "unknown error");
+    }
+    const int started = static_cast<int>(workers_.size());
+    stop_workers();
+    return started;
+  }
+
+  // Tells every worker to exit and joins it; the pool can start workers again.
+  // Workers only ever wait on wake_ between jobs, and no job runs here (the
+  // constructor, or the destructor of the last owner), so none is left behind.
+  void stop_workers() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    for (auto& t : workers_) t.join();
+    workers_.clear();
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = false;
+  }
+
   void worker_loop() {
     std::uint64_t seen = 0;
     for (;;) {
@@ -93,6 +141,9 @@ class Pool {
     }
   }
 
+  const int requested_;
+  int first_started_ = -1;
+  char start_error_[160] = "";
   std::vector<std::thread> workers_;
   std::mutex run_mu_;  // one parallel_for at a time
   std::mutex mu_;
@@ -118,12 +169,34 @@ void reset_after_fork() {
   new (&g_pool) std::shared_ptr<Pool>();  // leaks the parent's pool on purpose
 }
 
+// One line on stderr when the pool runs with fewer threads than asked for
+// (once per pool built; the lowered num_threads() then reuses that pool).
+void warn_shortfall(const Pool& pool) {
+  std::fprintf(stderr,
+               "sutra_fast: could start only %d of %d worker threads (%s); using %d threads "
+               "(the caller included). Lower SUTRA_NUM_THREADS or sutra_fast.set_num_threads() "
+               "to at most %d to avoid this.\n",
+               pool.first_started(), pool.requested() - 1, pool.start_error(), pool.size(),
+               pool.size());
+  std::fflush(stderr);
+}
+
 // A caller keeps its pool alive while it runs, even if another thread resizes.
 std::shared_ptr<Pool> get_pool(int threads) {
   std::call_once(g_atfork_once, [] { pthread_atfork(nullptr, nullptr, reset_after_fork); });
   std::lock_guard<std::mutex> lock(g_pool_mu);
-  if (g_pool == nullptr || g_pool->size() != threads) {
-    g_pool = std::make_shared<Pool>(threads - 1);
+  bool fresh = false;
+  if (g_pool == nullptr || (g_pool->size() != threads && g_pool->requested() != threads)) {
+    g_pool.reset();  // its threads go first (unless a caller still runs on it)
+    g_pool = std::make_shared<Pool>(threads);
+    fresh = true;
+  }
+  if (g_pool->size() < threads) {
+    // Threads failed to start: num_threads() becomes what the pool really has,
+    // unless set_num_threads() changed it meanwhile.
+    int expected = g_threads.load();
+    if (expected == 0 || expected == threads) g_threads.compare_exchange_strong(expected, g_pool->size());
+    if (fresh) warn_shortfall(*g_pool);
   }
   return g_pool;
 }
@@ -146,7 +219,9 @@ int num_threads() noexcept {
 }
 
 void set_num_threads(int n) {
-  if (n < 1) throw std::invalid_argument("number of threads must be >= 1, got " + std::to_string(n));
+  if (n < 1 || n > kMaxNumThreads)
+    throw std::invalid_argument("number of threads must be >= 1 and <= " +
+                                std::to_string(kMaxNumThreads) + ", got " + std::to_string(n));
   g_threads.store(n, std::memory_order_relaxed);
 }
 
