@@ -66,7 +66,9 @@ def max_pool(hidden, mask):
 
 def _normalize_row(row, eps):
     norm = math.sqrt(sum(v * v for v in row))
-    denom = max(norm, eps)
+    denom = max(norm, float(np.float32(eps)))  # the kernel takes eps as a float32
+    if denom == 0.0:  # eps = 0 and a zero row: 0 / 0, NaN as in the kernel and numpy
+        return [math.nan] * len(row)
     return [v / denom for v in row]
 
 

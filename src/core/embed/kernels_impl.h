@@ -153,10 +153,12 @@ inline void matryoshka_rows(const float* x, int64_t n0, int64_t n1, int64_t D, i
     }
     const double mean = sum8(xr, D, [](double v) { return v; }) / static_cast<double>(D);
     const double v = sum8(xr, D, [mean](double t) { return (t - mean) * (t - mean); });
-    const float inv_std = static_cast<float>(1.0 / std::sqrt(v / static_cast<double>(D) + kLayerNormEps));
-    const float fm = static_cast<float>(mean);
+    const double inv_std = 1.0 / std::sqrt(v / static_cast<double>(D) + kLayerNormEps);
+    // Centre in double: with the mean rounded to float32 first, a row whose mean is
+    // large against its spread (e.g. all values near -4232) lost most of its digits.
 #pragma omp simd
-    for (int64_t i = 0; i < dim; ++i) o[i] = (xr[i] - fm) * inv_std;
+    for (int64_t i = 0; i < dim; ++i)
+      o[i] = static_cast<float>((static_cast<double>(xr[i]) - mean) * inv_std);
     l2_normalize_rows(o, 0, 1, dim, kL2Eps, o);
   }
 }
