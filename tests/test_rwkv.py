@@ -147,9 +147,11 @@ def test_every_isa_level_agrees(isa, dtype, checkpoints):
     st, tst = gen.new_state(), twin.new_state()
     ours = gen.forward(seq, st)
     ref = twin.forward(seq, tst)
-    # int8: an activation on the other side of a rounding boundary (one step of ~15
-    # bits) moves logits ~1e-5 relative (measured ~2e-5 at every level).
-    assert np.abs(ours - ref).max() <= tol(ref, {"fp32": 1e-4, "bf16": 1e-3, "int8": 1e-3}[dtype])
+    # Stated bounds, relative to max|logit|, ~4x the worst measured over scalar, AVX2
+    # and AVX-512: fp32 2e-6 (measured <= 4.1e-7); bf16 against the fp32 twin 1e-5
+    # (measured <= 2.6e-6, AVX-512's BF16 dot products; 3.3e-7 elsewhere); int8 against
+    # the int8 twin 1.5e-4 (measured 3.2e-5 .. 4.1e-5; see test_int8_matches_its_twin).
+    assert np.abs(ours - ref).max() <= tol(ref, {"fp32": 2e-6, "bf16": 1e-5, "int8": 1.5e-4}[dtype])
 
 
 # ------------------------------------------------------------------ bf16 / int8
@@ -170,36 +172,47 @@ def run(path, dtype, seq):
     return np.array([gen.forward(t, st) for t in seq])
 
 
-def test_bf16_close_to_fp32_over_1000_steps(checkpoints, fp32_run):
+def test_bf16_close_to_fp32_over_1000_steps(isa, checkpoints, fp32_run):
+    """bf16 at every ISA level against fp32 (at the default level), 1000 teacher-forced
+    steps: the bf16 weights of a bf16 checkpoint are exact, only activations lose bits.
+    Stated bounds: |dlogit| <= 2e-5 of max|logit| (measured 4.5e-7 scalar, 4.0e-7 AVX2,
+    3.3e-6 AVX-512, whose decode takes BF16 dot products on a hi/lo split of the
+    activations) and top-1 agreement >= 99.8% (measured 1000 of 1000 at every level).
+    Two flips are allowed because two steps of this run are near-ties: their fp32
+    top-2 gaps (smallest 7.7e-5) are below twice the |dlogit| the first bound allows."""
     seq, base = fp32_run
     out = run(checkpoints["tiny"][2], "bf16", seq)
-    # bf16 weights of a bf16 checkpoint are exact; only activations lose bits.
-    assert np.abs(out - base).max() <= tol(base, 1e-3)
-    assert (out.argmax(1) == base.argmax(1)).mean() >= 0.99
+    assert np.abs(out - base).max() <= tol(base, 2e-5)
+    assert (out.argmax(1) == base.argmax(1)).mean() >= 0.998
 
 
-def test_int8_matches_its_twin(checkpoints):
-    """Same quantisation, same integer sums: equal to float rounding, except where an
-    activation lands on the other side of a rounding boundary (one step of its ~15-bit
-    integer), which moves the logits by ~1e-5 relative. So: most steps exact, all
-    steps close (measured: all 32 within 1e-4, worst 5e-5 relative)."""
+def test_int8_matches_its_twin(isa, checkpoints):
+    """The int8 engine against its numpy twin (the same quantisation, spelled out), 32
+    decode steps, at every ISA level: every step within 1.5e-4 of max|logit|, the
+    median step within 8e-5. Not bit-exact: the two round floats in a different order
+    (sums, norms, exp), and such differences move some activations across a rounding
+    boundary of their ~15-bit integer, so every step differs a little (measured: 0 of
+    32 steps bit-exact; worst 5.9e-5 .. 6.4e-5, median 4.1e-5 .. 4.2e-5 at each of
+    scalar, AVX2, AVX-512). The twin must really be quantised for this to mean
+    anything: against the fp32 engine it is off by >= 6e-3 at every step (asserted:
+    more than 10x the bound)."""
     shape, _, path, sd = checkpoints["odd_heads"]
     twin = Rwkv7Reference(sd, dtype="int8")
     gen = sf.Generator.load(path, dtype="int8")
-    st, tst = gen.new_state(), twin.new_state()
-    exact, worst = [], 0.0
+    fp32 = sf.Generator.load(path)
+    st, tst, fst = gen.new_state(), twin.new_state(), fp32.new_state()
+    rel = []
     for t in tokens(shape.vocab, 32, seed=9):
-        ours, ref = gen.forward(t, st), twin.forward([t], tst)
-        d = float(np.abs(ours - ref).max())
-        exact.append(d <= tol(ref, 1e-4))
-        worst = max(worst, d / tol(ref, 1.0))
-    assert np.mean(exact) >= 0.9
-    assert worst <= 1e-3
+        ours, ref, full = gen.forward(t, st), twin.forward([t], tst), fp32.forward(t, fst)
+        rel.append(float(np.abs(ours - ref).max()) / tol(ref, 1.0))
+        assert np.abs(full - ref).max() > tol(ref, 1.5e-3)
+    assert max(rel) <= 1.5e-4, rel
+    assert np.median(rel) <= 8e-5, rel
 
 
 def test_int8_close_to_fp32_over_1000_steps(checkpoints, fp32_run):
     """Stated int8 tolerance on random weights: |dlogit| <= 3% of max|logit| (measured
-    ~0.6%) and top-1 agreement >= 99% (measured 99.3%). Random weights give flat
+    0.8%) and top-1 agreement >= 99% (measured 99.3%). Random weights give flat
     logits — median top-2 gap ~0.45 at logit std ~2 — so this is a harder test than
     a trained model."""
     seq, base = fp32_run
