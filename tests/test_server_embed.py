@@ -110,18 +110,25 @@ def test_too_long_text_truncated_or_rejected(embedder):
         return await ok.json(), err
     body, err = run(go, embedder=embedder)
     np.testing.assert_allclose(np.array(body["embeddings"]), embedder.embed([long_text]), atol=1e-5)
-    assert "text 1" in err["message"] and "256" in err["message"]
+    assert "text 1" in err["message"] and "256" in err["message"] and err["param"] == "texts"
 
     async def strict(client):
         return await post_error(client, "/v1/embeddings", 413, "input_too_long",
                                 json={"input": long_text})
     err = run(strict, ServerConfig(auto_truncate=False, max_input_tokens=100), embedder=embedder)
-    assert "100" in err["message"]
+    assert "100" in err["message"] and err["param"] == "input"
 
 
 def test_embedding_limits_and_schema_errors(embedder):
     async def go(client):
-        await post_error(client, "/embed", 413, "too_many_inputs", json={"texts": ["a"] * 5})
+        err = await post_error(client, "/embed", 413, "too_many_inputs", json={"texts": ["a"] * 5})
+        assert err["param"] == "texts"
+        err = await post_error(client, "/embed", 422, "invalid_value",
+                               json={"texts": ["a"], "target_dimension": 385})
+        assert err["param"] == "target_dimension" and "'target_dimension'" in err["message"]
+        err = await post_error(client, "/v1/embeddings", 422, "invalid_value",
+                               json={"input": ["a"], "dimensions": 385})
+        assert err["param"] == "dimensions"
         await post_error(client, "/embed", 413, "body_too_large", json={"texts": ["x" * 5000]})
         await post_error(client, "/embed", 400, "invalid_json", data=b"{not json")
         await post_error(client, "/embed", 400, "invalid_json", data=b"")

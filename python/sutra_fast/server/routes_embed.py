@@ -28,17 +28,21 @@ async def _token_counts(emb, texts: list) -> np.ndarray:
 
 
 async def embed_texts(request: web.Request, texts: list, *, normalize: bool,
-                      dimensions: Optional[int], auto_truncate: bool) -> tuple:
-    """The shared path: limits, cache, batcher. -> (vectors [n, d], tokens, cached_count)."""
+                      dimensions: Optional[int], auto_truncate: bool,
+                      fields: tuple = ("input", "dimensions")) -> tuple:
+    """The shared path: limits, cache, batcher. -> (vectors [n, d], tokens, cached_count).
+    ``fields``: the route's names for the texts and the dimensions (errors name them)."""
+    texts_field, dims_field = fields
     app = request.app
     cfg, models, metrics = app[K.CONFIG], app[K.MODELS], app[K.METRICS]
     emb = models.embed.require(cfg.retry_after)
     if len(texts) > cfg.max_texts:
         raise ApiError(413, f"too many texts: {len(texts)} > the limit of {cfg.max_texts} "
-                            "per request (--max-texts); split the request", "too_many_inputs")
+                            "per request (--max-texts); split the request", "too_many_inputs",
+                       param=texts_field)
     if dimensions is not None and not 1 <= dimensions <= emb.dimension:
-        raise ApiError(422, f"'dimensions' must be between 1 and {emb.dimension} for "
-                            f"{emb.model_id}, got {dimensions}", "invalid_value", param="dimensions")
+        raise ApiError(422, f"'{dims_field}' must be between 1 and {emb.dimension} for "
+                            f"{emb.model_id}, got {dimensions}", "invalid_value", param=dims_field)
     limit = min(cfg.max_input_tokens or emb.max_length, emb.max_length)
     counts = await _token_counts(emb, texts)
     too_long = np.flatnonzero(counts > limit)
@@ -46,7 +50,7 @@ async def embed_texts(request: web.Request, texts: list, *, normalize: bool,
         i = int(too_long[0])
         raise ApiError(413, f"text {i} has {int(counts[i])} tokens, over the limit of {limit} "
                             "tokens per text; shorten it or send auto_truncate: true",
-                       "input_too_long")
+                       "input_too_long", param=texts_field)
     counts = np.minimum(counts, emb.max_length)  # what the model actually reads
     cache = app[K.CACHE]
     model_id = models.embed.model_id
@@ -107,7 +111,8 @@ async def sutra_embed(request: web.Request) -> web.Response:
     dims = v.get_int(body, "target_dimension", None, lo=1)
     truncate = v.get_bool(body, "auto_truncate", request.app[K.CONFIG].auto_truncate)
     vecs, tokens, cached = await embed_texts(request, texts, normalize=normalize,
-                                             dimensions=dims, auto_truncate=truncate)
+                                             dimensions=dims, auto_truncate=truncate,
+                                             fields=("texts", "target_dimension"))
     return web.json_response({
         "embeddings": vecs.tolist(),
         "dimension": int(vecs.shape[1]),
