@@ -26,8 +26,8 @@ const float* logits_view(const py::handle& obj, int64_t* n) {
   if (!py::isinstance<py::array>(obj))
     throw py::type_error("logits must be a numpy float32 array, got " + std::string(Py_TYPE(obj.ptr())->tp_name));
   py::array a = py::reinterpret_borrow<py::array>(obj);
-  if (a.dtype().kind() != 'f' || a.itemsize() != 4)
-    throw py::value_error("logits must be float32, got " + std::string(py::str(a.dtype())) +
+  if (!a.dtype().equal(py::dtype::of<float>()))  // also refuses big-endian float32
+    throw py::value_error("logits must be native float32, got " + std::string(py::str(a.dtype())) +
                           " (pass logits.astype(np.float32))");
   if (a.ndim() != 1)
     throw py::value_error("logits must be 1-D, got shape with " + std::to_string(a.ndim()) + " dimensions");

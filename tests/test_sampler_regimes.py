@@ -155,3 +155,34 @@ def test_uniform_draws_cover_the_vocabulary():
     toks = np.array([s.sample(np.zeros(V, np.float32), record=False) for _ in range(400)])
     assert toks.min() < V // 8 and toks.max() > V - V // 8
     assert len(set(toks.tolist())) > 390
+
+
+@pytest.mark.parametrize("params,logits", [
+    (dict(temperature=1e-40), "normal"),             # 1/T overflows float32: was SIGFPE
+    (dict(temperature=1e-300, top_p=0.85), "normal"),
+    (dict(temperature=5e-324, top_k=5), "normal"),
+    (dict(temperature=3e-39, min_p=0.1), "normal"),  # 1/T still finite: the sampling path
+    (dict(logit_bias={3: 3e38}), "huge"),            # 3e38 + 3e38 = +inf: was SIGFPE
+    (dict(logit_bias={3: 3e38}, top_p=0.5), "huge"),
+])
+def test_overflowing_parameters_are_greedy_not_a_crash(params, logits):
+    """A temperature whose 1/T overflows float32, or a bias that pushes a logit to
+    +inf, made the weights NaN and the draw divide by zero (the process died of
+    SIGFPE). Both are greedy now, compiled and twin alike."""
+    z = (np.random.default_rng(3).standard_normal(V).astype(np.float32) if logits == "normal"
+         else np.full(V, 3e38, np.float32))
+    want = _tokens_twin(z, params, 11, [])
+    assert want == [3 if logits == "huge" else int(np.argmax(z))] * DRAWS
+    before = sf.cpu_info()["isa"]
+    try:
+        for isa in sf.cpu_info()["supported_isas"]:
+            sf.set_cpu_isa(isa)
+            assert _tokens_compiled(z, params, 11, []) == want, isa
+    finally:
+        sf.set_cpu_isa(before)
+
+
+def test_big_endian_logits_are_refused():
+    s = sf.Sampler(10, temperature=0)
+    with pytest.raises(ValueError, match="native float32"):
+        s.sample(np.arange(10, dtype=np.float32).astype(">f4"))

@@ -108,7 +108,8 @@ def process(logits, params: dict, penalties: PenaltyState | None) -> np.ndarray:
         if pres != 0.0 or freq != 0.0:
             z[ids] = (z[ids].astype(np.float64) - (pres + penalties.counts[ids] * freq)).astype(F32)
     for i, b in params.get("logit_bias", {}).items():
-        z[i] = z[i] + F32(b)
+        with np.errstate(over="ignore"):  # float32 overflow to +-inf, as in C++
+            z[i] = z[i] + F32(b)
     for i in params.get("banned_tokens", []):
         z[i] = -np.inf
     return z
@@ -121,7 +122,8 @@ def sample(logits, params: dict, penalties: PenaltyState | None, rng: Rng) -> in
     if m == -np.inf:
         raise ValueError("logits are -inf for every token")
     T = params.get("temperature", 1.0)
-    if T == 0:
+    # greedy for T = 0, a T whose 1/T overflows float32, or a logit pushed to +inf (C++ too)
+    if T == 0 or not 1.0 / float(T) <= float(np.finfo(F32).max) or m == np.inf:
         return int(np.flatnonzero(z == m)[0])
     # z - m may overflow to -inf for huge logits (|z| near float32 max): weight 0, as in C++.
     with np.errstate(over="ignore"):

@@ -225,7 +225,12 @@ int64_t Sampler::sample(const float* logits, int64_t n, const PenaltyState* pen,
   }
   if (m == -std::numeric_limits<float>::infinity())
     bad("logits", "are -inf for every token (all banned?): nothing to sample");
-  if (p.temperature == 0.0) return static_cast<int64_t>(K.first_equal(z, N, m));
+  // Greedy: T = 0; a T so small that 1/T overflows float (the weights would be
+  // inf * 0 = NaN); or a logit that a penalty or bias pushed to +inf, which
+  // outranks every finite one.
+  if (p.temperature == 0.0 || !(1.0 / p.temperature <= std::numeric_limits<float>::max()) ||
+      m == std::numeric_limits<float>::infinity())
+    return static_cast<int64_t>(K.first_equal(z, N, m));
 
   const bool nucleus = p.top_p < 1.0;
   const bool tempered = p.temperature != 1.0;
