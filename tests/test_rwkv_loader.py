@@ -216,3 +216,105 @@ def test_core_model_refuses_misaligned_arrays(sd):
     with pytest.raises(ValueError, match="emb.weight is not aligned.*x.copy"):
         _core.Rwkv7Model({**arrays, "emb.weight": odd}, "fp32", 0)
     _core.Rwkv7Model({**arrays, "emb.weight": odd.copy()}, "fp32", 0)  # the fix it names
+
+
+# ---------------------------------------------------------------- reviewer findings (session 7)
+
+@pytest.mark.parametrize("index", ["7", "999999999", "10000000000000", "9" * 5000])  # int() refuses > 4300 digits
+def test_huge_block_index_is_a_clean_error_not_an_oom(tmp_path, index):
+    """A tensor `blocks.10000000000000.ln1.weight` made detect_config build
+    set(range(10**13 + 1)) and get OOM-killed. Run in a subprocess under a 4 GiB
+    address-space limit so a regression fails (MemoryError) instead of killing the run."""
+    import subprocess
+    import sys
+
+    sd = rc.make_state_dict(rc.TINY)
+    sd[f"blocks.{index}.ln1.weight"] = sd["blocks.0.ln1.weight"]
+    path = rc.write_safetensors(tmp_path / "huge_index.safetensors", sd)
+    code = ("import resource, sutra_fast as sf\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))\n"
+            "try:\n"
+            f"    sf.Generator.load({str(path)!r})\n"
+            "except ValueError as e:\n"
+            "    print(e)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert str(path) in r.stdout and "block indices are not contiguous" in r.stdout, r.stdout
+    assert len(r.stdout) < 2000  # the message does not list thousands of indices or digits
+
+
+@pytest.mark.parametrize("keep", [0.1, 0.3, 0.5, 0.75, 0.9, 0.99])
+def test_truncated_pth_is_diagnosed_as_truncated(tmp_path, sd, keep):
+    """Cut before its central directory, a torch zip still starts with PK\\x03\\x04: it is
+    a damaged zip, not a legacy pickled .pth."""
+    data = rc.write_pth(tmp_path / "m.pth", sd).read_bytes()
+    cut = tmp_path / "cut.pth"
+    cut.write_bytes(data[: int(len(data) * keep)])
+    with pytest.raises(ValueError, match="truncated or damaged zip archive") as e:
+        sf.Generator.load(cut)
+    assert str(cut) in str(e.value) and "legacy" not in str(e.value)
+
+
+def _write_raw_safetensors(path, header: bytes, payload: bytes = b"\0" * 16):
+    header += b" " * (-len(header) % 8)
+    path.write_bytes(struct.pack("<Q", len(header)) + header + payload)
+    return path
+
+
+def test_deeply_nested_safetensors_header(tmp_path):
+    depth = 200_000
+    header = b'{"x": ' + b"[" * depth + b"]" * depth + b"}"
+    path = _write_raw_safetensors(tmp_path / "deep.safetensors", header)
+    with pytest.raises(ValueError, match="nested too deeply") as e:
+        read_checkpoint(path)
+    assert str(path) in str(e.value) and "zip" not in str(e.value)
+
+
+@pytest.mark.parametrize("entry, what", [
+    ({"dtype": "F32", "shape": [4], "data_offsets": [0.0, 16.0]}, "data_offsets"),
+    ({"dtype": "F32", "shape": [4], "data_offsets": [True, 16]}, "data_offsets"),
+    ({"dtype": "F32", "shape": [4], "data_offsets": ["0", "16"]}, "data_offsets"),
+    ({"dtype": "F32", "shape": [4], "data_offsets": [0, 16, 32]}, "data_offsets"),
+    ({"dtype": "F32", "shape": [4], "data_offsets": [-16, 0]}, "data_offsets"),
+    ({"dtype": "F32", "shape": [4], "data_offsets": None}, "data_offsets"),
+    ({"dtype": ["F32"], "shape": [4], "data_offsets": [0, 16]}, "dtype"),
+    ({"dtype": {"F32": 1}, "shape": [4], "data_offsets": [0, 16]}, "dtype"),
+    ({"dtype": "I64", "shape": [2], "data_offsets": [0, 16]}, "dtype"),
+    ({"dtype": "F32", "shape": [2**32, 2**32], "data_offsets": [0, 0]}, "too large"),  # np.prod wrapped to 0
+    ({"dtype": "F32", "shape": [2**62, 2**62], "data_offsets": [0, 0]}, "too large"),
+    ({"dtype": "F32", "shape": [2**20, 2**20], "data_offsets": [0, 0]}, "do not fit"),
+    ({"dtype": "F32", "shape": [4], "data_offsets": [0, 2**70]}, "do not fit"),
+    ({"dtype": "F32", "shape": [0, 2**62], "data_offsets": [0, 0]}, "too large"),
+    ({"dtype": "F32", "shape": [1] * 70, "data_offsets": [0, 4]}, "dimensions"),
+    ({"dtype": "F32", "shape": [4.0], "data_offsets": [0, 16]}, "shape"),
+    ({"dtype": "F32", "shape": [2.5, 2], "data_offsets": [0, 16]}, "shape"),
+    ({"dtype": "F32", "shape": [True, 4], "data_offsets": [0, 16]}, "shape"),
+    ({"dtype": "F32", "shape": "4", "data_offsets": [0, 16]}, "shape"),
+    ({"dtype": "F32", "shape": [-4], "data_offsets": [0, 16]}, "shape"),
+    ({"dtype": "F32", "data_offsets": [0, 16]}, "shape"),
+    ("F32", "malformed"),
+])
+def test_malformed_safetensors_entries(tmp_path, entry, what):
+    """Every header-entry defect is a ValueError naming the file and the tensor (raw
+    TypeErrors, unhashable dtypes and an int64 overflow in the size check got through)."""
+    path = _write_raw_safetensors(tmp_path / "bad.safetensors",
+                                  json.dumps({"blocks.0.att.odd": entry}).encode())
+    with pytest.raises(ValueError) as e:
+        read_checkpoint(path)
+    msg = str(e.value)
+    assert str(path) in msg and "'blocks.0.att.odd'" in msg and what in msg, msg
+
+
+@pytest.mark.parametrize("name, shape", [
+    ("emb.weight", ()), ("emb.weight", (97,)), ("emb.weight", (97, 64, 1)),
+    ("blocks.0.att.r_k", ()), ("blocks.0.att.w1", ()), ("blocks.0.ffn.key.weight", ()),
+])
+def test_wrong_rank_tensors_in_detect_config(tmp_path, name, shape):
+    sd = rc.make_state_dict(rc.TINY)
+    sd[name] = np.zeros(shape, np.float32)
+    path = rc.write_safetensors(tmp_path / "rank.safetensors", sd, "F32")
+    with pytest.raises(ValueError) as e:
+        sf.Generator.load(path)
+    msg = str(e.value)
+    assert str(path) in msg and name in msg and str(shape) in msg, msg

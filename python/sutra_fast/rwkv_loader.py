@@ -10,6 +10,7 @@ patterns (numpy has no bf16), together with a dtype tag.
 from __future__ import annotations
 
 import json
+import math
 import mmap
 import pickle
 import re
@@ -64,11 +65,49 @@ def _map_file(path: Path) -> mmap.mmap:
         return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
 
 
+def _is_uint(x) -> bool:
+    """A non-negative JSON integer (bool is an int subclass in Python; not here)."""
+    return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+
+
 def _start_offset(entry) -> int:
     """Sort key: where a header entry's data starts (0 for a malformed entry,
     which the entry check below then rejects with a ValueError)."""
     off = entry[1].get("data_offsets") if isinstance(entry[1], dict) else None
-    return off[0] if isinstance(off, list) and off and isinstance(off[0], int) else 0
+    return off[0] if isinstance(off, list) and off and _is_uint(off[0]) else 0
+
+
+_MAX_DIMS = 32      # numpy's limit is 32 (1.x) or 64 (2.x)
+_MAX_SPAN = 2**62   # numpy refuses shapes whose nonzero dims multiply past ~2**63 bytes
+
+
+def _check_entry(path: Path, name: str, info) -> tuple[str, list[int], int, int]:
+    """(dtype, shape, lo, hi) of one safetensors header entry, or a ValueError
+    naming the file and the tensor."""
+    where = f"{path}: safetensors entry {name!r}"
+    if not isinstance(info, dict):
+        raise ValueError(f"{where} is malformed: expected an object with dtype, shape and "
+                         f"data_offsets, got {type(info).__name__}")
+    for key in ("dtype", "shape", "data_offsets"):
+        if key not in info:
+            raise ValueError(f"{where} is malformed: it has no {key}")
+    dt, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
+    if not isinstance(dt, str):
+        raise ValueError(f"{where}: dtype must be a string, got {dt!r:.80}")
+    if dt not in _ST_DTYPES:
+        raise ValueError(f"{where} has dtype {dt!r:.40}; only F32, F16 and BF16 are supported")
+    if not isinstance(shape, list) or not all(_is_uint(d) for d in shape):
+        raise ValueError(f"{where}: shape must be a list of non-negative integers, got {shape!r:.80}")
+    if len(shape) > _MAX_DIMS:
+        raise ValueError(f"{where}: shape has {len(shape)} dimensions (at most {_MAX_DIMS} "
+                         "supported)")
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_uint(o) for o in offsets)):
+        raise ValueError(f"{where}: data_offsets must be two non-negative integers, "
+                         f"got {offsets!r:.80}")
+    itemsize = _ST_DTYPES[dt][1].itemsize
+    if math.prod(max(d, 1) for d in shape) * itemsize > _MAX_SPAN:
+        raise ValueError(f"{where}: shape {shape!s:.80} is too large")
+    return dt, shape, offsets[0], offsets[1]
 
 
 def _read_safetensors(path: Path) -> Checkpoint:
@@ -84,22 +123,18 @@ def _read_safetensors(path: Path) -> Checkpoint:
         header = json.loads(bytes(mm[8:8 + hlen]))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"{path}: safetensors header is not valid JSON ({e})") from None
+    except RecursionError:
+        raise ValueError(f"{path}: invalid safetensors header (JSON nested too deeply)") from None
     if not isinstance(header, dict):
         raise ValueError(f"{path}: safetensors header is not a JSON object")
     base = 8 + hlen
     out: "OrderedDict[str, Tensor]" = OrderedDict()
     entries = sorted(((k, v) for k, v in header.items() if k != "__metadata__"), key=_start_offset)
     for name, info in entries:
-        try:
-            dt, shape, (lo, hi) = info["dtype"], [int(s) for s in info["shape"]], info["data_offsets"]
-        except (KeyError, TypeError, ValueError):
-            raise ValueError(f"{path}: malformed safetensors entry for {name!r}") from None
-        if dt not in _ST_DTYPES:
-            raise ValueError(f"{path}: tensor {name!r} has dtype {dt}; only F32, F16 and BF16 "
-                             "are supported")
+        dt, shape, lo, hi = _check_entry(path, name, info)
         tag, npdt = _ST_DTYPES[dt]
-        count = int(np.prod(shape)) if shape else 1
-        if any(s < 0 for s in shape) or not (0 <= lo <= hi) or hi - lo != count * npdt.itemsize:
+        count = math.prod(shape)  # Python ints: no int64 overflow (1 for a scalar)
+        if not (lo <= hi) or hi - lo != count * npdt.itemsize:
             raise ValueError(f"{path}: tensor {name!r}: offsets {lo}..{hi} do not fit its "
                              f"shape {shape} and dtype {dt}")
         if base + hi > size:
@@ -179,7 +214,10 @@ def _read_pth(path: Path) -> Checkpoint:
     mm = _map_file(path)
     try:
         zf = zipfile.ZipFile(path)
-    except zipfile.BadZipFile:
+    except zipfile.BadZipFile as e:
+        if mm[:4] == b"PK\x03\x04":  # a zip that lost its central directory (end of file)
+            raise ValueError(f"{path}: truncated or damaged zip archive: no readable central "
+                             f"directory ({e}); the file is incomplete or corrupt") from None
         raise ValueError(f"{path}: not a torch zip checkpoint (legacy pickled .pth files are not "
                          "supported; re-save with a current torch or convert to .safetensors)") from None
     with zf:
@@ -214,6 +252,9 @@ def _read_pth(path: Path) -> Checkpoint:
         except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, struct.error,
                 TypeError, AttributeError, IndexError, KeyError) as e:
             raise ValueError(f"{path}: cannot read the checkpoint's pickle: {e}") from None
+        except RecursionError:
+            raise ValueError(f"{path}: the checkpoint's pickle is nested too deeply to be a "
+                             "state dict") from None
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
@@ -228,15 +269,18 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
         raise FileNotFoundError(f"no such checkpoint file: {path}")
     with open(path, "rb") as f:
         magic = f.read(4)
-    try:
-        if magic == b"PK\x03\x04":
-            return _read_pth(path)
+    if magic != b"PK\x03\x04":
         if path.suffix == ".pth":
             raise ValueError(f"{path}: not a torch zip archive (starts with {magic!r})")
         return _read_safetensors(path)
+    try:
+        return _read_pth(path)
     # zipfile's own complaints about a damaged archive: a bad structure, a member
     # "needing" a newer zip version or another compression (NotImplementedError),
     # a flagged password (RuntimeError), corrupt compressed data (zlib.error).
+    # (RecursionError is a RuntimeError but no zip symptom: let it through.)
+    except RecursionError:
+        raise
     except (zipfile.BadZipFile, NotImplementedError, RuntimeError, zlib.error, EOFError) as e:
         raise ValueError(f"{path}: corrupt zip archive: {e}") from None
 
@@ -300,22 +344,41 @@ def detect_config(tensors: dict, source: str = "checkpoint") -> RwkvConfig:
             raise ValueError(f"{source}: RWKV-7 checkpoint is missing the tensor {name!r}")
         return tuple(tensors[name].shape)
 
-    def dim(name, axis):
+    def matrix(name):
         s = shape(name)
-        if not s:
-            raise ValueError(f"{source}: tensor {name!r} is a scalar; expected a matrix")
-        return s[axis]
+        if len(s) != 2:
+            raise ValueError(f"{source}: tensor {name!r} has shape {s}; expected a matrix "
+                             "(2 dimensions)")
+        return s
 
-    V, C = shape("emb.weight")
+    def dim(name, axis):
+        return matrix(name)[axis]
+
+    V, C = matrix("emb.weight")
     rk = shape("blocks.0.att.r_k")
     if len(rk) != 2 or rk[0] * rk[1] != C:
-        raise ValueError(f"{source}: blocks.0.att.r_k has shape {rk}, expected (n_head, head_size) "
-                         f"with n_head*head_size = n_embd = {C}")
+        raise ValueError(f"{source}: tensor 'blocks.0.att.r_k' has shape {rk}, expected "
+                         f"(n_head, head_size) with n_head*head_size = n_embd = {C}")
     H, N = rk
-    layers = {int(m.group(1)) for k in keys if (m := _BLOCK_RE.match(k))}
+    layers = set()
+    for k in keys:
+        if (m := _BLOCK_RE.match(k)):
+            digits = m.group(1)
+            if len(digits) > 12:  # also keeps int() clear of its 4300-digit limit
+                short = (lambda t, n: t if len(t) <= n else t[:n] + "...")
+                raise ValueError(f"{source}: block indices are not contiguous: tensor "
+                                 f"{short(k, 60)!r} has block index {short(digits, 20)} "
+                                 f"({len(digits)} digits)")
+            layers.add(int(digits))
     L = max(layers) + 1
-    if layers != set(range(L)):
-        raise ValueError(f"{source}: block indices are not contiguous: {sorted(layers)}")
+    # Distinct non-negative indices are 0..L-1 exactly when there are L of them; a
+    # set(range(L)) would be built for L = 10**13 by a tensor named blocks.<huge>.*.
+    if len(layers) != L:
+        present = sorted(layers)
+        gaps = [i for i in range(min(L, len(layers) + 1)) if i not in layers][:8]
+        raise ValueError(f"{source}: block indices are not contiguous: {len(layers)} distinct "
+                         f"indices from {present[0]} to {present[-1]} (first missing: {gaps}; "
+                         f"present: {present[:8]}{' ...' if len(present) > 8 else ''})")
     d_w = dim("blocks.0.att.w1", -1)
     d_a = dim("blocks.0.att.a1", -1)
     d_g = dim("blocks.0.att.g1", -1)
