@@ -390,3 +390,175 @@ def test_cli_generate_reads_stdin_and_reports_errors(world, world_path):
     assert bad.returncode == 2 and "error:" in bad.stderr and "Traceback" not in bad.stderr
     bad = run_cli("--model", str(world_path), "--temperature", "-3", "x")
     assert bad.returncode == 2 and "temperature" in bad.stderr and "Traceback" not in bad.stderr
+
+
+# ---------------------------------------------------------------- input validation
+def _no_dump(e):
+    assert "incompatible" not in str(e.value) and "inhomogeneous" not in str(e.value)
+
+
+@pytest.mark.parametrize("top_k", [2**70, 2**63, 97, np.int64(10**12)])
+def test_generate_top_k_past_the_vocabulary_is_off(tiny, top_k):
+    a = tiny.generate([1, 2], max_tokens=6, top_k=top_k, seed=11)
+    b = tiny.generate([1, 2], max_tokens=6, top_k=0, seed=11)
+    assert a.tokens == b.tokens
+
+
+@pytest.mark.parametrize("name", ["temperature", "top_p", "min_p", "presence_penalty", "frequency_penalty"])
+def test_generate_int_too_large_for_a_float_is_value_error(tiny, name):
+    with pytest.raises(ValueError, match=f"{name} must be a finite number"):
+        tiny.generate([1], **{name: 10**400})
+    with pytest.raises(ValueError, match=name):
+        tiny.stream([1], **{name: -10**400})
+
+
+@pytest.mark.parametrize("name", ["presence_penalty", "frequency_penalty"])
+def test_generate_penalties_are_bounded(tiny, name):
+    with pytest.raises(ValueError, match=rf"{name} must be in \[-1e\+06, 1e\+06\]"):
+        tiny.generate([1], **{name: 1e30})
+    assert tiny.generate([1], max_tokens=2, seed=1, **{name: 1e6}).usage["completion_tokens"] <= 2
+
+
+@pytest.mark.parametrize("threads", [2**31, 2**70, 1025])
+def test_load_threads_past_the_cap(world_path, threads):
+    with pytest.raises(ValueError, match=r"threads must be None or an int in \[1, 1024\]") as e:
+        sf.Generator.load(world_path, threads=threads)
+    _no_dump(e)
+
+
+def test_load_threads_numpy_int(tiny):
+    g = sf.Generator.load(tiny.path, threads=np.int64(2))
+    assert g.generate([1, 2], max_tokens=3, temperature=0).tokens == \
+        tiny.generate([1, 2], max_tokens=3, temperature=0).tokens
+    for bad in [True, np.bool_(True), 2.0, "2"]:
+        with pytest.raises(ValueError, match="threads"):
+            sf.Generator.load(tiny.path, threads=bad)
+
+
+@pytest.mark.parametrize("field", ["att_x_prev", "att_kv", "ffn_x_prev"])
+@pytest.mark.parametrize("bad", ["list", None, "abc", 3.0])
+def test_damaged_state_is_type_error_naming_the_field(tiny, field, bad):
+    st = tiny.new_state()
+    if bad == "list":
+        bad = getattr(st, field).tolist()
+    setattr(st, field, bad)
+    with pytest.raises(TypeError, match=f"state.{field} must be a float32 numpy array") as e:
+        tiny.forward([1], st)
+    _no_dump(e)
+    with pytest.raises(TypeError, match=f"state.{field}"):
+        tiny.generate([1], max_tokens=2, state=st)
+    with pytest.raises(TypeError, match=f"state.{field}"):
+        tiny.stream([1], max_tokens=2, state=st)
+
+
+def test_unset_state_field_is_type_error(tiny):
+    st = tiny.new_state()
+    del st.att_kv
+    with pytest.raises(TypeError, match="state.att_kv"):
+        tiny.forward([1], st)
+
+
+@pytest.mark.parametrize("prompt,err,match", [
+    ([[1], [2, 3]], TypeError, r"flat sequence of ints: prompt\[0\] is a list"),
+    ([1, [2, 3]], TypeError, r"flat sequence of ints: prompt\[1\] is a list"),
+    ([[1, 2]], TypeError, r"prompt\[0\] is a list"),
+    (np.array([[1, 2]]), TypeError, r"flat sequence of ints, got an array of shape \(1, 2\)"),
+    ([1, None], TypeError, r"prompt\[1\] is a NoneType"),
+    ([1, "2"], TypeError, r"prompt\[1\] is a str"),
+    ([True], TypeError, r"prompt\[0\] is a bool"),
+    ([np.bool_(True)], TypeError, r"prompt\[0\] is a bool"),
+    ([2**70], ValueError, r"token id 1180591620717411303424 is outside the model's vocabulary \[0, 97\)"),
+    ([1, 2**64], ValueError, r"token id 18446744073709551616 is outside"),
+    ([-2**70], ValueError, "token id -1180591620717411303424 is outside"),
+    (np.array([2**64 - 1], np.uint64), ValueError, "token id 18446744073709551615 is outside"),
+    (np.array([1, 2**70], dtype=object), ValueError, "token id 1180591620717411303424 is outside"),
+    ((1, 97), ValueError, "token id 97 is outside"),
+])
+def test_bad_prompts_checked_element_by_element(tiny, prompt, err, match):
+    with pytest.raises(err, match=match) as e:
+        tiny.generate(prompt, max_tokens=1)
+    _no_dump(e)
+
+
+def test_numpy_int_prompts_accepted(tiny):
+    want = tiny.generate([1, 2, 3], max_tokens=3, temperature=0).tokens
+    for prompt in [[np.int64(1), np.uint8(2), np.int32(3)], np.array([1, 2, 3], np.uint16),
+                   (1, 2, 3), np.array([1, 2, 3], dtype=object)]:
+        assert tiny.generate(prompt, max_tokens=3, temperature=0).tokens == want
+
+
+@pytest.mark.parametrize("ids,match", [
+    ([[1], [2, 3]], r"token_ids\[0\] is a list"),
+    ([1, [2]], r"token_ids\[1\] is a list"),
+    ([2**70], "token id 1180591620717411303424 is outside the vocabulary"),
+    ([1, 2**64], "token id 18446744073709551616 is outside"),
+    (2**70, "token id 1180591620717411303424 is outside"),
+    ([np.bool_(True)], r"token_ids\[0\] is a bool"),
+    (None, "token_ids must be an int or a 1-D sequence of ints, got NoneType"),
+    ([], "at least one token"),
+])
+def test_forward_token_list_checked_element_by_element(tiny, ids, match):
+    st = tiny.new_state()
+    with pytest.raises(ValueError, match=match) as e:
+        tiny.forward(ids, st)
+    _no_dump(e)
+    assert not st.att_kv.any()
+
+
+def test_forward_numpy_int_tokens(tiny):
+    a = tiny.forward([np.int64(3), np.uint8(4)], tiny.new_state())
+    b = tiny.forward([3, 4], tiny.new_state())
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(tiny.forward(np.int32(5), tiny.new_state()),
+                                  tiny.forward(5, tiny.new_state()))
+
+
+def _cli(args, stdin=None, close=(), env=None):
+    """Run the CLI with raw bytes; fds in ``close`` are closed in the child."""
+    def pre():
+        for fd in close:
+            os.close(fd)
+    return subprocess.run([sys.executable, "-m", "sutra_fast", "generate", *args], input=stdin,
+                          env=None if env is None else {**os.environ, **env},
+                          stdout=subprocess.PIPE if 1 not in close else subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, timeout=120, preexec_fn=pre,
+                          stdin=None if stdin is not None or 0 not in close else subprocess.DEVNULL)
+
+
+def test_cli_stdout_closed(world_path):
+    r = _cli(["--model", str(world_path), "--max-tokens", "2", "hi"], close=(1,))
+    err = r.stderr.decode()
+    assert r.returncode == 2, err
+    assert err.strip() == "sutra-fast: error: stdout is closed; redirect it to a file or a pipe"
+
+
+def test_cli_stdin_closed(world_path):
+    r = _cli(["--model", str(world_path), "--max-tokens", "2"], close=(0,))
+    err = r.stderr.decode()
+    assert r.returncode == 2, err
+    assert err.strip() == "sutra-fast: error: stdin is closed; pass the prompt as an argument"
+    # a prompt argument does not need stdin
+    r = _cli(["--model", str(world_path), "--max-tokens", "2", "--temperature", "0", "hi"], close=(0,))
+    assert r.returncode == 0, r.stderr.decode()
+
+
+@pytest.mark.parametrize("locale", ["C.UTF-8", "C"])
+def test_cli_non_utf8_prompt_says_so(world_path, locale, monkeypatch):
+    monkeypatch.setenv("LC_ALL", locale)
+    monkeypatch.delenv("PYTHONIOENCODING", raising=False)
+    for args, stdin, source in [([], b"ab\xff\xfe", "stdin"), ([b"ab\xff"], None, "argument")]:
+        r = _cli(["--model", str(world_path), "--max-tokens", "2", *args], stdin=stdin)
+        err = r.stderr.decode()
+        assert r.returncode == 2, err
+        assert "not valid UTF-8" in err and source in err, err
+        assert "encode_bytes" not in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_huge_top_k_and_threads(world, world_path):
+    r = _cli(["--model", str(world_path), "--max-tokens", "4", "--temperature", "0",
+              "--top-k", "99999999999999999999", "Hi"], env={"PYTHONIOENCODING": "utf-8"})
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout.decode() == world.generate("Hi", max_tokens=4, temperature=0.0).text + "\n"
+    r = _cli(["--model", str(world_path), "--threads", "99999999999999999999", "Hi"])
+    err = r.stderr.decode()
+    assert r.returncode == 2 and "--threads must be >= 1 and <= 1024" in err and "Traceback" not in err

@@ -418,3 +418,104 @@ def test_twin_parity_flat_and_sharp_full_vocab(sigma, params):
     for _ in range(4):
         z = (rng.standard_normal(V) * sigma).astype(np.float32)
         assert s.sample(z, record=False) == R.sample(z, s.params, None, r)
+
+
+# ------------------------------------------------- ints and floats past C's range
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(banned_tokens=[2**70]), r"banned_tokens\[0\]: token id 1180591620717411303424 is outside"),
+    (dict(banned_tokens=[1, 2**64]), r"banned_tokens\[1\]"),
+    (dict(logit_bias={2**70: 1.0}), "logit_bias key: token id 1180591620717411303424 is outside"),
+    (dict(logit_bias={-2**70: 1.0}), "logit_bias key"),
+    (dict(zero_weight_ids=[2**70]), r"zero_weight_ids\[0\]: token id"),
+    (dict(zero_weight_ids=[np.int64(100)]), r"zero_weight_ids\[0\]"),
+])
+def test_huge_token_ids_are_value_errors(kwargs, name):
+    with pytest.raises(ValueError, match=name) as e:
+        sf.Sampler(100, **kwargs)
+    assert "incompatible" not in str(e.value)
+
+
+@pytest.mark.parametrize("v", [2**31, 2**63, 2**70])
+def test_huge_vocab_size_is_value_error(v):
+    for make in (sf.Sampler, sf.sampler.PenaltyState):
+        with pytest.raises(ValueError, match="vocab_size") as e:
+            make(v)
+        assert "incompatible" not in str(e.value)
+
+
+def test_penalty_state_update_checks_the_id():
+    ps = sf.sampler.PenaltyState(10)
+    for bad in [2**70, 2**63, 10, -1]:
+        with pytest.raises(ValueError, match=r"token id .* is outside the vocabulary \[0, 10\)"):
+            ps.update(bad)
+    with pytest.raises(TypeError, match="token must be an int"):
+        ps.update(True)
+    ps.update(np.int64(3))
+    ps.update(np.uint8(4))
+    assert list(ps.present) == [3, 4]
+
+
+@pytest.mark.parametrize("top_k", [2**70, 2**63, 2**40, 100, 101, np.uint64(2**64 - 1)])
+def test_top_k_at_or_past_the_vocabulary_is_off(top_k):
+    # top_k >= vocab_size keeps every token: the same draws as top_k = 0
+    z = np.random.default_rng(1).standard_normal(100).astype(np.float32)
+    s, off = sf.Sampler(100, top_k=top_k, seed=4), sf.Sampler(100, top_k=0, seed=4)
+    assert [s.sample(z) for _ in range(50)] == [off.sample(z) for _ in range(50)]
+    assert s.params["top_k"] <= 100
+
+
+def test_numpy_ints_accepted_like_ints():
+    z = np.random.default_rng(2).standard_normal(100).astype(np.float32)
+    a = sf.Sampler(np.int64(100), top_k=np.int32(5), seed=np.uint64(9), banned_tokens=np.array([1, 2]),
+                   logit_bias={np.int64(7): np.float32(2.0)}, zero_weight_ids=[np.int16(3)])
+    b = sf.Sampler(100, top_k=5, seed=9, banned_tokens=[1, 2], logit_bias={7: 2.0}, zero_weight_ids=[3])
+    assert [a.sample(z) for _ in range(30)] == [b.sample(z) for _ in range(30)]
+    for kwargs in [dict(top_k=np.bool_(True)), dict(banned_tokens=[np.bool_(False)]),
+                   dict(logit_bias={True: 1.0}), dict(vocab_size=np.bool_(True))]:
+        with pytest.raises(TypeError, match="must be an int"):
+            sf.Sampler(**{"vocab_size": 100, **kwargs})
+
+
+@pytest.mark.parametrize("name", ["temperature", "top_p", "min_p", "presence_penalty", "frequency_penalty",
+                                  "repetition_penalty", "penalty_decay"])
+@pytest.mark.parametrize("v", [10**400, -10**400])
+def test_int_too_large_for_a_float_is_value_error(name, v):
+    with pytest.raises(ValueError, match=f"{name} must be a finite number"):
+        sf.Sampler(100, **{name: v})
+
+
+def test_logit_bias_int_too_large_for_a_float():
+    with pytest.raises(ValueError, match=r"logit_bias\[3\] must be a finite number"):
+        sf.Sampler(100, logit_bias={3: 10**400})
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(repetition_penalty=1e6 * 1.0001), r"repetition_penalty must be in \[1e-06, 1e\+06\]"),
+    (dict(repetition_penalty=1e-7), r"repetition_penalty must be in \[1e-06, 1e\+06\]"),
+    (dict(repetition_penalty=1e-50), "repetition_penalty"),  # rounds to float32 0
+    (dict(repetition_penalty=1e300), "repetition_penalty"),  # rounds to float32 inf
+    (dict(repetition_penalty=-1.0), "repetition_penalty"),
+    (dict(presence_penalty=1e6 + 1), r"presence_penalty must be in \[-1e\+06, 1e\+06\]"),
+    (dict(presence_penalty=-1e30), "presence_penalty"),
+    (dict(frequency_penalty=1e300), r"frequency_penalty must be in \[-1e\+06, 1e\+06\]"),
+    (dict(frequency_penalty=-1e6 - 1), "frequency_penalty"),
+    (dict(logit_bias={3: 3.5e38}), r"logit_bias\[3\] must be -inf or within float32's finite range"),
+    (dict(logit_bias={3: -1e39}), r"logit_bias\[3\]"),  # -inf in float32, but not meant as a ban
+    (dict(logit_bias={3: 1e300}), r"logit_bias\[3\]"),
+    (dict(logit_bias={3: -1e300}), r"logit_bias\[3\]"),
+])
+def test_penalties_and_bias_are_bounded(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        sf.Sampler(100, **kwargs)
+
+
+def test_penalty_and_bias_bounds_are_inclusive():
+    z = np.random.default_rng(3).standard_normal(100).astype(np.float32)
+    for kwargs in [dict(repetition_penalty=1e6), dict(repetition_penalty=1e-6),
+                   dict(presence_penalty=1e6, frequency_penalty=-1e6),
+                   dict(presence_penalty=-1e6, frequency_penalty=1e6),
+                   dict(logit_bias={3: 1e6, 4: -3.4e38, 5: -math.inf}),
+                   dict(logit_bias={3: float(np.finfo(np.float32).max)}), dict(temperature=1e300)]:
+        s = sf.Sampler(100, seed=0, **kwargs)
+        for _ in range(3):
+            assert 0 <= s.sample(z) < 100

@@ -354,3 +354,23 @@ def test_duplicate_id_and_missing_file(tmp_path):
         sf.WorldTokenizer.from_file(tmp_path / "missing.txt")
     with pytest.raises(ValueError, match="empty"):
         sf.WorldTokenizer.from_file(_write_vocab(tmp_path, [""], name="empty.txt"))
+
+
+# ---------------------------------------------------------------- thread counts
+@pytest.mark.parametrize("n", [2**31, 2**70, sf._core.MAX_NUM_THREADS + 1])
+def test_encode_batch_num_threads_too_large_is_value_error(tok, n):
+    # a count past the thread cap (or past a C int) is named, not a pybind11 dump
+    with pytest.raises(ValueError, match="num_threads must be >= 1 and <= 1024") as e:
+        tok.encode_batch(["a"], num_threads=n)
+    assert "incompatible" not in str(e.value)
+
+
+def test_encode_batch_num_threads_numpy_int_and_bad_types(tok):
+    expected = [tok.encode("a"), tok.encode("bc")]
+    assert tok.encode_batch(["a", "bc"], num_threads=np.int64(2)) == expected
+    assert tok.encode_batch(["a", "bc"], num_threads=sf._core.MAX_NUM_THREADS) == expected
+    for bad in [True, np.bool_(True), 1.0, "2"]:
+        with pytest.raises(TypeError, match="num_threads must be an int"):
+            tok.encode_batch(["a"], num_threads=bad)
+    with pytest.raises(TypeError, match="texts must be an iterable of str"):
+        tok.encode_batch(None)

@@ -29,11 +29,40 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
+def _read_prompt(arg: str) -> str:
+    """The prompt text: the argument, or stdin for '-'; RuntimeError (one line
+    from the CLI) for a closed stdin or input that is not valid UTF-8."""
+    if arg != "-":
+        source = "the prompt argument"
+        text = arg  # undecodable argv bytes arrive as lone surrogates (surrogateescape)
+    else:
+        if sys.stdin is None:
+            raise RuntimeError("stdin is closed; pass the prompt as an argument")
+        source = "the prompt on stdin"
+        raw = getattr(sys.stdin, "buffer", None)
+        try:
+            text = raw.read().decode("utf-8") if raw is not None else sys.stdin.read()
+        except UnicodeDecodeError as e:
+            raise RuntimeError(f"{source} is not valid UTF-8 (byte 0x{e.object[e.start]:02x} at "
+                               f"offset {e.start}); pass UTF-8 text") from None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise RuntimeError(f"{source} is not valid UTF-8 (undecodable input at character "
+                           f"{e.start}); pass UTF-8 text") from None
+    return text
+
+
 def run(args: argparse.Namespace) -> int:
     import sutra_fast as sf
 
-    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    if sys.stdout is None:
+        raise RuntimeError("stdout is closed; redirect it to a file or a pipe")
+    prompt = _read_prompt(args.prompt)
     if args.threads is not None:
+        cap = sf._core.MAX_NUM_THREADS
+        if not 1 <= args.threads <= cap:
+            raise ValueError(f"--threads must be >= 1 and <= {cap}, got {args.threads}")
         sf.set_num_threads(args.threads)
     gen = sf.Generator.load(args.model, dtype=args.dtype)
     options = dict(max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p,

@@ -337,13 +337,25 @@ def prompt_to_ids(prompt, tokenizer, vocab_size: int) -> list[int]:
             raise ValueError("this model has no tokenizer for text prompts; pass token ids")
         ids = tokenizer.encode(prompt)
     elif isinstance(prompt, (list, tuple, np.ndarray)):
-        arr = np.asarray(prompt)
-        if arr.size and (arr.ndim != 1 or arr.dtype.kind not in "iu"):
-            raise TypeError("a token-id prompt must be a flat sequence of ints")
-        ids = [int(t) for t in arr.tolist()]
-        bad = next((t for t in ids if t < 0 or t >= vocab_size), None)
-        if bad is not None:
-            raise ValueError(f"token id {bad} is outside the model's vocabulary [0, {vocab_size})")
+        if isinstance(prompt, np.ndarray):
+            if prompt.size and prompt.ndim != 1:
+                raise TypeError(f"a token-id prompt must be a flat sequence of ints, "
+                                f"got an array of shape {prompt.shape}")
+            prompt = prompt.tolist() if prompt.size else []
+        # element by element, before any array is built: a nested, ragged or
+        # huge entry gets a plain message (not numpy's, not a C overflow)
+        ids = list(prompt)
+        if all(type(t) is int for t in ids) and (not ids or (min(ids) >= 0 and max(ids) < vocab_size)):
+            return ids or [END_OF_TEXT]  # plain ints in range: the common case, checked fast
+        ids = []
+        for i, t in enumerate(prompt):
+            if isinstance(t, (bool, np.bool_)) or not isinstance(t, (int, np.integer)):
+                raise TypeError(f"a token-id prompt must be a flat sequence of ints: "
+                                f"prompt[{i}] is a {type(t).__name__}")
+            t = int(t)
+            if not 0 <= t < vocab_size:
+                raise ValueError(f"token id {t} is outside the model's vocabulary [0, {vocab_size})")
+            ids.append(t)
     else:
         raise TypeError(f"prompt must be a str or a list of token ids, got {type(prompt).__name__}")
     return ids or [END_OF_TEXT]

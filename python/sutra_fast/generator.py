@@ -71,6 +71,23 @@ class RwkvState:
         return f"RwkvState(layers={L}, heads={H}, head_size={N})"
 
 
+def _is_token(v) -> bool:
+    """An int or numpy integer (not bool): what a token id may be."""
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _check_state(state) -> None:
+    """TypeError unless ``state`` is an RwkvState whose three fields are numpy
+    arrays (their dtype and shape are checked by the compiled core)."""
+    if not isinstance(state, RwkvState):
+        raise TypeError(f"state must be an RwkvState (from new_state()), got {type(state).__name__}")
+    for name in RwkvState._FIELDS:
+        value = getattr(state, name, None)
+        if not isinstance(value, np.ndarray):
+            raise TypeError(f"state.{name} must be a float32 numpy array (as new_state() makes), "
+                            f"got {type(value).__name__}")
+
+
 class Generator:
     """An RWKV model loaded into the compiled core (RWKV-7 "x070")."""
 
@@ -90,7 +107,8 @@ class Generator:
             dtype: weight precision, ``"fp32"``, ``"bf16"`` or ``"int8"`` (state,
                 decay and the recurrence stay float32 in every mode; ``"int8"``
                 quantises the layers' matrices and keeps the output head at bf16).
-            threads: at most this many threads per call (None = all of the pool).
+            threads: at most this many threads per call, 1 to 1024 (sutra_fast._core.MAX_NUM_THREADS;
+                None = all of the pool).
 
         Raises:
             FileNotFoundError: no such file.
@@ -98,8 +116,14 @@ class Generator:
         """
         if dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {_DTYPES}, got {dtype!r}")
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-            raise ValueError(f"threads must be None or an int >= 1, got {threads!r}")
+        if threads is not None:
+            cap = _core.MAX_NUM_THREADS
+            if isinstance(threads, (bool, np.bool_)) or not isinstance(threads, (int, np.integer)):
+                raise ValueError(f"threads must be None or an int in [1, {cap}], got {threads!r}")
+            threads = int(threads)
+            if not 1 <= threads <= cap:
+                raise ValueError(f"threads must be None or an int in [1, {cap}] (the cap on "
+                                 f"threads for compiled calls), got {threads}")
         path = Path(path)
         ckpt = read_checkpoint(path)
         config = detect_config(ckpt.tensors, source=str(path))
@@ -168,19 +192,47 @@ class Generator:
             ValueError: no tokens, non-integer ids, ids outside [0, vocab_size),
                 or a state of another model's shape.
         """
-        if not isinstance(state, RwkvState):
-            raise TypeError(f"state must be an RwkvState (from new_state()), got {type(state).__name__}")
-        ids = np.asarray([token_ids] if np.isscalar(token_ids) else token_ids)
-        if ids.ndim != 1:
-            raise ValueError(f"token_ids must be an int or a 1-D sequence of ints, got shape {ids.shape}")
-        if ids.size == 0:
-            raise ValueError("token_ids must hold at least one token")
-        if ids.dtype.kind not in "iu":
-            raise ValueError(f"token_ids must be integers, got dtype {ids.dtype}")
-        if ids.dtype.kind == "u" and ids.max() > np.iinfo(np.int64).max:
-            raise ValueError(f"token id {ids.max()} is outside the vocabulary [0, {self.vocab_size})")
-        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        _check_state(state)
+        if isinstance(token_ids, np.ndarray):
+            ids = token_ids
+            if ids.ndim != 1:
+                raise ValueError(f"token_ids must be an int or a 1-D sequence of ints, got shape {ids.shape}")
+            if ids.size == 0:
+                raise ValueError("token_ids must hold at least one token")
+            if ids.dtype.kind not in "iu":
+                raise ValueError(f"token_ids must be integers, got dtype {ids.dtype}")
+            if ids.dtype.kind == "u" and ids.max() > np.iinfo(np.int64).max:
+                raise ValueError(f"token id {ids.max()} is outside the vocabulary [0, {self.vocab_size})")
+            ids = np.ascontiguousarray(ids, dtype=np.int64)
+        else:
+            ids = np.array(self._token_list(token_ids), dtype=np.int64)
         return self._model.forward(ids, state.att_x_prev, state.att_kv, state.ffn_x_prev)
+
+    def _token_list(self, token_ids) -> list[int]:
+        """An int or a flat sequence of ints -> ids checked against the vocabulary
+        (element by element, so a nested, ragged or huge entry is named plainly)."""
+        vocab = self.vocab_size
+        if _is_token(token_ids):
+            items = [token_ids]
+        elif isinstance(token_ids, (str, bytes)) or not hasattr(token_ids, "__iter__"):
+            raise ValueError(f"token_ids must be an int or a 1-D sequence of ints, "
+                             f"got {type(token_ids).__name__}")
+        else:
+            items = list(token_ids)
+        if not items:
+            raise ValueError("token_ids must hold at least one token")
+        if all(type(t) is int for t in items) and min(items) >= 0 and max(items) < vocab:
+            return items  # the common case (the decode loop, prefill chunks), checked fast
+        out = []
+        for i, t in enumerate(items):
+            if not _is_token(t):
+                raise ValueError(f"token_ids must be an int or a 1-D sequence of ints: "
+                                 f"token_ids[{i}] is a {type(t).__name__}")
+            t = int(t)
+            if not 0 <= t < vocab:
+                raise ValueError(f"token id {t} is outside the vocabulary [0, {vocab})")
+            out.append(t)
+        return out
 
     # ---- text generation (the loop lives in sutra_fast.generation)
     def _world_vocab(self) -> WorldTokenizer:
@@ -221,8 +273,8 @@ class Generator:
         max_tokens = check_int("max_tokens", max_tokens, 0)
         stop = normalize_stop(stop)
         ids = prompt_to_ids(prompt, self.tokenizer, self.vocab_size)
-        if state is not None and not isinstance(state, RwkvState):
-            raise TypeError(f"state must be an RwkvState (from new_state()), got {type(state).__name__}")
+        if state is not None:
+            _check_state(state)
         sampler = Sampler(
             self.vocab_size, temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p,
             presence_penalty=presence_penalty, frequency_penalty=frequency_penalty, seed=seed,

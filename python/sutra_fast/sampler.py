@@ -20,22 +20,69 @@ __all__ = ["Sampler", "PenaltyState", "Rng", "reference_zero_weight_ids"]
 _U64 = 2**64
 
 
-def _check_int(name: str, v, lo: int | None = None) -> int:
-    if isinstance(v, bool) or not hasattr(v, "__index__"):
+# Largest vocabulary accepted here (the compiled core has its own, lower, limit
+# and names it); keeps every id and size within a C int64 / int32.
+MAX_VOCAB_SIZE = 2**31 - 1
+# Bounds on the penalty and bias magnitudes: far beyond any useful setting, and
+# small enough that the core's float32 arithmetic on them stays finite.
+MAX_PENALTY = 1e6          # |presence_penalty|, |frequency_penalty|
+MIN_REPETITION_PENALTY = 1e-6
+MAX_REPETITION_PENALTY = 1e6
+# |logit_bias value|: float32's largest finite value (a bias that pushes a logit
+# to +inf makes that token the greedy pick, see Sampler); -inf (a ban) is also
+# accepted, but not a finite value that float32 would round to -inf.
+MAX_LOGIT_BIAS = float(np.finfo(np.float32).max)
+
+
+def _is_int(v) -> bool:
+    """True for int and numpy integers (and other __index__ types), not bool."""
+    return not isinstance(v, (bool, np.bool_)) and hasattr(v, "__index__")
+
+
+def _check_int(name: str, v, lo: int | None = None, hi: int | None = None) -> int:
+    if not _is_int(v):
         raise TypeError(f"{name} must be an int, got {type(v).__name__}")
     v = v.__index__()
     if lo is not None and v < lo:
         raise ValueError(f"{name} must be >= {lo}, got {v}")
+    if hi is not None and v > hi:
+        raise ValueError(f"{name} must be <= {hi}, got {v}")
     return v
 
 
-def _check_float(name: str, v) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)):
+def _check_token(name: str, v, vocab_size: int) -> int:
+    """A token id: an int in [0, vocab_size)."""
+    v = _check_int(name, v)
+    if not 0 <= v < vocab_size:
+        raise ValueError(f"{name}: token id {v} is outside the vocabulary [0, {vocab_size})")
+    return v
+
+
+def _check_float(name: str, v, lo: float | None = None, hi: float | None = None,
+                 allow_neg_inf: bool = False) -> float:
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.floating, np.integer)):
         raise TypeError(f"{name} must be a number, got {type(v).__name__}")
-    v = float(v)
+    try:
+        v = float(v)
+    except OverflowError:
+        raise ValueError(f"{name} must be a finite number, got an int too large for a float") from None
     if math.isnan(v):
         raise ValueError(f"{name} must not be NaN")
+    if allow_neg_inf and v == -math.inf:
+        return v
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        what = "-inf or " if allow_neg_inf else ""
+        rng = ("within float32's finite range (|value| <= 3.4028235e+38)" if hi == MAX_LOGIT_BIAS
+               else f"in [{lo:g}, {hi:g}]")
+        raise ValueError(f"{name} must be {what}{rng}, got {v!r}")
     return v
+
+
+def _ids(name: str, values, vocab_size: int) -> list[int]:
+    """An iterable of token ids -> list of ints in [0, vocab_size)."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise TypeError(f"{name} must be an iterable of token ids, got {type(values).__name__}")
+    return [_check_token(f"{name}[{i}]", t, vocab_size) for i, t in enumerate(values)]
 
 
 def _seed_value(seed) -> int:
@@ -91,13 +138,13 @@ class PenaltyState:
     __slots__ = ("_impl",)
 
     def __init__(self, vocab_size: int, decay: float = 0.996, zero_weight_ids: Iterable[int] = ()):
-        vocab_size = _check_int("vocab_size", vocab_size, 1)
+        vocab_size = _check_int("vocab_size", vocab_size, 1, MAX_VOCAB_SIZE)
         decay = _check_float("penalty_decay", decay)
-        ids = [_check_int("zero_weight_ids[]", i) for i in zero_weight_ids]
+        ids = _ids("zero_weight_ids", zero_weight_ids, vocab_size)
         self._impl = _core.PenaltyState(vocab_size, decay, ids)
 
     def update(self, token: int) -> None:
-        self._impl.update(_check_int("token", token))
+        self._impl.update(_check_token("token", token, self._impl.vocab_size))
 
     def reset(self) -> None:
         self._impl.reset()
@@ -158,27 +205,36 @@ class Sampler:
                  repetition_penalty: float = 1.0, logit_bias: Mapping[int, float] | None = None,
                  banned_tokens: Iterable[int] | None = None, seed: int | None = None,
                  zero_weight_ids: Iterable[int] = ()):
-        vocab_size = _check_int("vocab_size", vocab_size, 1)
+        vocab_size = _check_int("vocab_size", vocab_size, 1, MAX_VOCAB_SIZE)
+        temperature = _check_float("temperature", temperature)
+        top_p = _check_float("top_p", top_p)
+        # top_k >= vocab_size keeps every token, the same as 0 (off)
+        top_k = min(_check_int("top_k", top_k, 0), vocab_size)
+        min_p = _check_float("min_p", min_p)
+        penalty_decay = _check_float("penalty_decay", penalty_decay)
+        presence_penalty = _check_float("presence_penalty", presence_penalty, -MAX_PENALTY, MAX_PENALTY)
+        frequency_penalty = _check_float("frequency_penalty", frequency_penalty, -MAX_PENALTY, MAX_PENALTY)
+        repetition_penalty = _check_float("repetition_penalty", repetition_penalty,
+                                          MIN_REPETITION_PENALTY, MAX_REPETITION_PENALTY)
         bias = []
         if logit_bias is not None:
             if not isinstance(logit_bias, Mapping):
                 raise TypeError(f"logit_bias must be a mapping id -> float, got {type(logit_bias).__name__}")
             for k, v in logit_bias.items():
-                bias.append((_check_int("logit_bias key", k), _check_float(f"logit_bias[{k}]", v)))
-        banned = [] if banned_tokens is None else [_check_int("banned_tokens[]", t) for t in banned_tokens]
+                k = _check_token("logit_bias key", k, vocab_size)
+                bias.append((k, _check_float(f"logit_bias[{k}]", v, -MAX_LOGIT_BIAS, MAX_LOGIT_BIAS,
+                                             allow_neg_inf=True)))
+        banned = [] if banned_tokens is None else _ids("banned_tokens", banned_tokens, vocab_size)
         self._impl = _core.Sampler(
-            vocab_size, _check_float("temperature", temperature), _check_float("top_p", top_p),
-            _check_int("top_k", top_k), _check_float("min_p", min_p),
-            _check_float("presence_penalty", presence_penalty),
-            _check_float("frequency_penalty", frequency_penalty),
-            _check_float("repetition_penalty", repetition_penalty), bias, banned)
+            vocab_size, temperature, top_p, top_k, min_p, presence_penalty, frequency_penalty,
+            repetition_penalty, bias, banned)
         self.penalties = PenaltyState(vocab_size, penalty_decay, zero_weight_ids)
         self.rng = Rng(seed)
-        self.params = dict(temperature=float(temperature), top_p=float(top_p), top_k=int(top_k),
-                           min_p=float(min_p), presence_penalty=float(presence_penalty),
-                           frequency_penalty=float(frequency_penalty),
-                           penalty_decay=float(penalty_decay),
-                           repetition_penalty=float(repetition_penalty),
+        self.params = dict(temperature=temperature, top_p=top_p, top_k=top_k,
+                           min_p=min_p, presence_penalty=presence_penalty,
+                           frequency_penalty=frequency_penalty,
+                           penalty_decay=penalty_decay,
+                           repetition_penalty=repetition_penalty,
                            logit_bias=dict(bias), banned_tokens=list(banned))
         self._uses_penalties = (presence_penalty != 0 or frequency_penalty != 0
                                 or repetition_penalty != 1)

@@ -12,6 +12,8 @@ import threading
 from pathlib import Path
 from typing import Iterable, Sequence
 
+import numpy as np
+
 from sutra_fast import _core
 
 DEFAULT_VOCAB = Path(__file__).resolve().parent / "data" / "rwkv_vocab_v20230424.txt"
@@ -89,14 +91,18 @@ class WorldTokenizer:
         """
         if isinstance(texts, (str, bytes)):
             raise TypeError("texts must be an iterable of str, not a single str/bytes")
+        if not hasattr(texts, "__iter__"):
+            raise TypeError(f"texts must be an iterable of str, got {type(texts).__name__}")
+        cap = _core.MAX_NUM_THREADS
         if num_threads is None:
             n = 0
-        elif isinstance(num_threads, bool) or not isinstance(num_threads, int):
+        elif isinstance(num_threads, (bool, np.bool_)) or not isinstance(num_threads, (int, np.integer)):
             raise TypeError(f"num_threads must be an int or None, got {type(num_threads).__name__}")
-        elif num_threads < 1:
-            raise ValueError(f"num_threads must be >= 1, got {num_threads}")
+        elif not 1 <= num_threads <= cap:
+            raise ValueError(f"num_threads must be >= 1 and <= {cap} (the cap on threads for "
+                             f"compiled calls), got {num_threads}")
         else:
-            n = num_threads
+            n = int(num_threads)
         return self._impl.encode_batch(list(texts), n, bool(as_numpy))
 
     def decode_bytes(self, ids: Sequence[int]) -> bytes:
