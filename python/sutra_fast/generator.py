@@ -265,10 +265,10 @@ class Generator:
         """Generate text piece by piece: ``for piece in gen.stream(...)``.
 
         Pieces are valid UTF-8 text as soon as it forms; a stop string is never
-        shown, even in part. Closing the stream (``.close()``, a ``with`` block,
-        or breaking out of the loop and dropping it) stops decoding at once;
-        ``stream.result`` then holds the :class:`GenerationResult`. Arguments
-        as for :meth:`generate`.
+        shown, even in part. Decoding runs only while you iterate: breaking
+        out of the loop stops it; ``.close()`` (or a ``with`` block) also
+        finishes the stream, and ``stream.result`` then holds the
+        :class:`GenerationResult`. Arguments as for :meth:`generate`.
         """
         max_tokens = check_int("max_tokens", max_tokens, 0)
         stop = normalize_stop(stop)
