@@ -562,3 +562,40 @@ def test_cli_huge_top_k_and_threads(world, world_path):
     r = _cli(["--model", str(world_path), "--threads", "99999999999999999999", "Hi"])
     err = r.stderr.decode()
     assert r.returncode == 2 and "--threads must be >= 1 and <= 1024" in err and "Traceback" not in err
+
+
+def test_a_state_in_use_by_another_thread_is_refused(tiny):
+    """Two threads advancing one state would silently mix it; the second gets a
+    RuntimeError. Thread A parks inside its forward pass until the test lets it go."""
+    gate, inside = threading.Event(), threading.Event()
+
+    class ParkedModel:
+        def __init__(self, real):
+            self.real = real
+
+        def forward(self, *args):
+            inside.set()
+            assert gate.wait(30)
+            return self.real.forward(*args)
+
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
+    gen = sf.Generator(ParkedModel(tiny._model), tiny._config, tiny.path)
+    st = gen.new_state()
+    a = threading.Thread(target=gen.forward, args=([1, 2], st))
+    a.start()
+    assert inside.wait(30)
+    with pytest.raises(RuntimeError, match="another thread"):
+        tiny.forward([3], st)
+    other = tiny.new_state()
+    tiny.forward([3], other)          # a state of its own is fine meanwhile
+    gate.set()
+    a.join(30)
+    want = tiny.new_state()
+    tiny.forward([1, 2], want)
+    np.testing.assert_array_equal(st.att_kv, want.att_kv)  # A's pass was not disturbed
+    tiny.forward([3], st)             # free again
+    import pickle
+    back = pickle.loads(pickle.dumps(st))
+    np.testing.assert_array_equal(back.att_kv, st.att_kv)

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Iterable
 
@@ -33,16 +34,22 @@ class RwkvState:
 
     ``att_x_prev`` [L, C], ``att_kv`` [L, H, N, N], ``ffn_x_prev`` [L, C] — the
     layout of the ``rwkv`` package's state. Copy it to branch a sequence (prompt
-    caching); serialise with :meth:`to_numpy` / :meth:`from_numpy`.
+    caching); serialise with :meth:`to_numpy` / :meth:`from_numpy`. One thread
+    at a time may advance a state: a second one gets a RuntimeError instead of
+    a silently mixed state.
     """
 
-    __slots__ = ("att_x_prev", "att_kv", "ffn_x_prev")
+    __slots__ = ("att_x_prev", "att_kv", "ffn_x_prev", "_busy")
     _FIELDS = ("att_x_prev", "att_kv", "ffn_x_prev")
 
     def __init__(self, att_x_prev: np.ndarray, att_kv: np.ndarray, ffn_x_prev: np.ndarray):
         self.att_x_prev = att_x_prev
         self.att_kv = att_kv
         self.ffn_x_prev = ffn_x_prev
+        self._busy = threading.Lock()  # held while a forward pass updates the arrays
+
+    def __reduce__(self):  # pickle the arrays, not the lock
+        return (RwkvState, (self.att_x_prev, self.att_kv, self.ffn_x_prev))
 
     def copy(self) -> "RwkvState":
         return RwkvState(self.att_x_prev.copy(), self.att_kv.copy(), self.ffn_x_prev.copy())
@@ -206,7 +213,13 @@ class Generator:
             ids = np.ascontiguousarray(ids, dtype=np.int64)
         else:
             ids = np.array(self._token_list(token_ids), dtype=np.int64)
-        return self._model.forward(ids, state.att_x_prev, state.att_kv, state.ffn_x_prev)
+        if not state._busy.acquire(blocking=False):
+            raise RuntimeError("this state is being advanced by another thread right now; give "
+                               "each thread its own state (gen.new_state() or state.copy())")
+        try:
+            return self._model.forward(ids, state.att_x_prev, state.att_kv, state.ffn_x_prev)
+        finally:
+            state._busy.release()
 
     def _token_list(self, token_ids) -> list[int]:
         """An int or a flat sequence of ints -> ids checked against the vocabulary
