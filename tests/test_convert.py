@@ -219,6 +219,17 @@ def test_existing_destination(converted, source_dir):
         convert(source_dir, converted.parent / "x", quantize="int4")
 
 
+def test_overwrite_never_deletes_the_source(source_dir, tmp_path):
+    """convert SRC SRC --overwrite (or a parent of SRC) used to replace the
+    source folder with the output: the weights were gone."""
+    src = _copy_model(source_dir, tmp_path / "m" / "src")
+    before = sorted(p.name for p in src.iterdir())
+    for dst in (src, src.parent, tmp_path / "m" / "src" / ".." / "src"):
+        with pytest.raises(ValueError, match="choose another output folder"):
+            convert(src, dst, overwrite=True)
+    assert sorted(p.name for p in src.iterdir()) == before
+
+
 def test_pooling_settings(tmp_path):
     (tmp_path / "modules.json").write_text(json.dumps([
         {"type": "sentence_transformers.models.Transformer", "path": ""},

@@ -98,6 +98,10 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, quantize: Optiona
     src, dst = Path(src), Path(dst)
     if not src.is_dir():
         raise FileNotFoundError(f"source folder {src} not found")
+    rsrc, rdst = src.resolve(), dst.resolve()
+    if rsrc == rdst or rsrc.is_relative_to(rdst):  # overwrite would delete the source
+        what = "the source folder" if rsrc == rdst else "a parent of the source folder"
+        raise ValueError(f"the output folder {dst} is {what} {src}; choose another output folder")
     if dst.exists() and not overwrite:
         raise FileExistsError(f"{dst} already exists (pass overwrite=True, or --overwrite on the "
                               "command line, to replace it)")
