@@ -222,6 +222,7 @@ def test_existing_destination(converted, source_dir):
 def test_overwrite_never_deletes_the_source(source_dir, tmp_path):
     """convert SRC SRC --overwrite (or a parent of SRC) used to replace the
     source folder with the output: the weights were gone."""
+    (tmp_path / "m").mkdir()
     src = _copy_model(source_dir, tmp_path / "m" / "src")
     before = sorted(p.name for p in src.iterdir())
     for dst in (src, src.parent, tmp_path / "m" / "src" / ".." / "src"):
