@@ -231,6 +231,63 @@ def test_overwrite_never_deletes_the_source(source_dir, tmp_path):
     assert sorted(p.name for p in src.iterdir()) == before
 
 
+@pytest.mark.parametrize("edit,match", [
+    (lambda c: [1, 2], "expected a JSON object"),
+    (lambda c: {k: v for k, v in c.items() if k != "hidden_size"}, "'hidden_size' is missing"),
+    (lambda c: {**c, "num_attention_heads": 0}, "'num_attention_heads' must be an integer >= 1"),
+    (lambda c: {**c, "hidden_size": "384"}, "'hidden_size' must be an integer"),
+    (lambda c: {**c, "hidden_size": 384.7}, "'hidden_size' must be an integer"),
+    (lambda c: {**c, "num_hidden_layers": 0}, "'num_hidden_layers' must be an integer >= 1"),
+    (lambda c: {**c, "layer_norm_eps": -1}, "'layer_norm_eps' must be a number in"),
+    (lambda c: {**c, "hidden_act": ["gelu"]}, "unsupported hidden_act"),
+    (lambda c: {**c, "num_hidden_layers": 99}, "no tensor 'encoder.layer.6"),
+    (lambda c: {**c, "hidden_size": 768, "num_attention_heads": 12}, "implies"),
+    (lambda c: {**c, "vocab_size": 100}, "30522 tokens but"),
+])
+def test_damaged_config_is_a_value_error_naming_it(source_dir, tmp_path, edit, match):
+    """Each of these was a traceback (AttributeError, KeyError, ZeroDivisionError),
+    a message naming nothing, or a model that converted and then failed or gave
+    NaN vectors."""
+    src = _copy_model(source_dir, tmp_path / "src")
+    cfg = json.loads((src / "config.json").read_text())
+    (src / "config.json").write_text(json.dumps(edit(cfg)))
+    with pytest.raises(ValueError, match=match):
+        convert(src, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("name,content,match", [
+    ("modules.json", '["x"]', r"modules\.json: expected a JSON list of module objects"),
+    ("1_Pooling/config.json", "[1]", r"config\.json: expected a JSON object"),
+    ("sentence_bert_config.json", '{"max_seq_length": 1}', "max_seq_length must be an integer >= 2"),
+    ("sentence_bert_config.json", '{"max_seq_length": 2.5}', "max_seq_length must be an integer"),
+    ("tokenizer.json", "{bad", r"tokenizer\.json"),
+])
+def test_damaged_side_files_are_value_errors(source_dir, tmp_path, name, content, match):
+    src = _copy_model(source_dir, tmp_path / "src")
+    (src / name).write_text(content)
+    with pytest.raises(ValueError, match=match):
+        convert(src, tmp_path / "out")
+
+
+@pytest.mark.parametrize("tensor,change,match", [
+    ("encoder.layer.0.attention.self.query.weight", lambda t: t[:100], "shape"),
+    ("encoder.layer.2.intermediate.dense.weight", lambda t: t.T.copy(), "shape"),
+    ("embeddings.position_embeddings.weight", lambda t: t[:10], "shape"),
+    ("encoder.layer.1.output.LayerNorm.weight", lambda t: np.where(np.arange(t.size) == 3, np.nan, t),
+     "NaN"),
+])
+def test_weights_that_do_not_fit_the_config_are_refused(source_dir, tmp_path, tensor, change, match):
+    from safetensors.numpy import load_file, save_file
+    src = _copy_model(source_dir, tmp_path / "src", skip={"model.safetensors"})
+    weights = load_file(str(source_dir / "model.safetensors"))
+    key = next(k for k in weights if k.endswith(tensor))
+    weights[key] = np.ascontiguousarray(change(weights[key]).astype(weights[key].dtype))
+    save_file(weights, str(src / "model.safetensors"))
+    with pytest.raises(ValueError, match=f"{tensor}.*{match}|{match}.*{tensor}"):
+        convert(src, tmp_path / "out")
+
+
 def test_pooling_settings(tmp_path):
     (tmp_path / "modules.json").write_text(json.dumps([
         {"type": "sentence_transformers.models.Transformer", "path": ""},

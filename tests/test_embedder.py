@@ -154,6 +154,14 @@ def test_damaged_model_files_are_value_errors_naming_the_file(tmp_path, converte
         Embedder.load(d)
 
 
+def test_damaged_conversion_says_how_to_rebuild_it(tmp_path, converted):
+    d = tmp_path / "damaged"
+    shutil.copytree(converted, d, ignore=shutil.ignore_patterns("model.onnx.data"))
+    # model.onnx.data lost, e.g. a cache entry damaged on disk
+    with pytest.raises(RuntimeError, match=r"delete .* to convert it again"):
+        Embedder.load(d)
+
+
 def test_tokenizer_bigger_than_the_embedding_table_is_refused(tmp_path, converted):
     d = _model_copy(tmp_path, converted)
     tj = json.loads((d / "tokenizer.json").read_text())

@@ -39,6 +39,7 @@ from sutra_fast.model_folder import (  # noqa: F401  (re-exported: public names)
     EXTERNAL_DATA, INT8_RECIPE_VERSION, MANIFEST, MANIFEST_FORMAT, POOLING_MODES, QUANTIZE_MODES,
     read_json as _read_json, sentence_transformers_settings)
 from sutra_fast.safetensors_io import SafetensorsFile
+from sutra_fast.wordpiece import WordPieceTokenizer
 
 _COPY = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json",
          "config.json", "modules.json", "sentence_bert_config.json",
@@ -70,8 +71,39 @@ def _weights(folder: Path):
                          "(embeddings.word_embeddings.weight) found")
 
     def get(name: str) -> np.ndarray:
-        return st.get(prefix + name)
+        try:
+            return st.get(prefix + name)
+        except KeyError:
+            raise ValueError(f"{folder / 'model.safetensors'}: no tensor {prefix + name!r} "
+                             "(is config.json's layer count or layout right?)") from None
     return get
+
+
+def _check_weights(cfg, weight, path: Path) -> None:
+    """Every BERT tensor the graph reads has the shape config.json implies and
+    finite values: a mismatch would otherwise convert fine and fail (or give NaN
+    vectors) only when the model runs."""
+    H, I = cfg.hidden_size, cfg.intermediate_size
+    want = {"embeddings.word_embeddings.weight": (cfg.vocab_size, H),
+            "embeddings.position_embeddings.weight": (cfg.max_position_embeddings, H),
+            "embeddings.token_type_embeddings.weight": (cfg.type_vocab_size, H),
+            "embeddings.LayerNorm.weight": (H,), "embeddings.LayerNorm.bias": (H,)}
+    for i in range(cfg.num_layers):
+        b = f"encoder.layer.{i}."
+        for n in ("attention.self.query", "attention.self.key", "attention.self.value",
+                  "attention.output.dense"):
+            want[b + n + ".weight"], want[b + n + ".bias"] = (H, H), (H,)
+        for n in ("attention.output.LayerNorm", "output.LayerNorm"):
+            want[b + n + ".weight"], want[b + n + ".bias"] = (H,), (H,)
+        want[b + "intermediate.dense.weight"], want[b + "intermediate.dense.bias"] = (I, H), (I,)
+        want[b + "output.dense.weight"], want[b + "output.dense.bias"] = (H, I), (H,)
+    for name, shape in want.items():
+        t = weight(name)
+        if tuple(t.shape) != shape:
+            raise ValueError(f"{path}: tensor {name!r} has shape {tuple(t.shape)}, but config.json "
+                             f"implies {shape}")
+        if not np.isfinite(t).all():
+            raise ValueError(f"{path}: tensor {name!r} holds NaN or infinite values")
 
 
 # ------------------------------------------------------------------ convert
@@ -105,10 +137,17 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, quantize: Optiona
     if dst.exists() and not overwrite:
         raise FileExistsError(f"{dst} already exists (pass overwrite=True, or --overwrite on the "
                               "command line, to replace it)")
-    cfg_dict = _read_json(_require(src, "config.json"))
-    cfg = onnx_graph.BertConfig.from_dict(cfg_dict)
+    cfg_path = _require(src, "config.json")
+    cfg_dict = _read_json(cfg_path)
+    cfg = onnx_graph.BertConfig.from_dict(cfg_dict, source=str(cfg_path))
     tok_path = _require(src, "tokenizer.json", "vocab.txt")
+    # Parse it now: a damaged tokenizer would otherwise be copied and only fail at load.
+    tokenizer = WordPieceTokenizer.from_file(tok_path)
+    if tokenizer.vocab_size > cfg.vocab_size:
+        raise ValueError(f"{tok_path} has {tokenizer.vocab_size} tokens but {cfg_path} says "
+                         f"vocab_size {cfg.vocab_size}: they do not belong together")
     weight = _weights(src)
+    _check_weights(cfg, weight, src / "model.safetensors")
     st_settings = sentence_transformers_settings(src)
     max_length = st_settings["max_length"] or min(cfg.max_position_embeddings, 512)
     if max_length > cfg.max_position_embeddings:

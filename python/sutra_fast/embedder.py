@@ -185,7 +185,14 @@ class Embedder:
                 f"{tok_path} has {tokenizer.vocab_size} tokens but the model's embedding table "
                 f"({folder / 'config.json'} vocab_size) has {rows} rows: the tokenizer does not "
                 "belong to this model")
-        session = _session(onnx_path, threads)
+        try:
+            session = _session(onnx_path, threads)
+        except RuntimeError as e:
+            if not (folder / MANIFEST).is_file():
+                raise
+            raise RuntimeError(f"{e}; the folder is a sutra_fast conversion: delete {folder} to "
+                               "convert it again (a cache entry is rebuilt on the next load, a "
+                               "folder you converted needs `sutra-fast convert` again)") from None
         out = next((o for o in session.get_outputs() if o.name == "last_hidden_state"),
                    session.get_outputs()[0])
         dim = manifest.get("dimension") or config.get("hidden_size") or out.shape[-1]

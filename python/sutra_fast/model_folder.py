@@ -34,6 +34,13 @@ def read_json(path: Path) -> dict:
         raise ValueError(f"{path}: invalid JSON ({e})") from None
 
 
+def _object(path: Path) -> dict:
+    obj = read_json(path)
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
 def sentence_transformers_settings(folder: str | os.PathLike) -> dict:
     """Pooling, normalisation and max length the way sentence-transformers reads them.
 
@@ -45,10 +52,12 @@ def sentence_transformers_settings(folder: str | os.PathLike) -> dict:
     modules_path = folder / "modules.json"
     if modules_path.is_file():
         modules = read_json(modules_path)
-        types = [m.get("type", "") for m in modules]
+        if not isinstance(modules, list) or not all(isinstance(m, dict) for m in modules):
+            raise ValueError(f"{modules_path}: expected a JSON list of module objects")
+        types = [str(m.get("type", "")) for m in modules]
         normalize = any(t.endswith(".Normalize") for t in types)
         for m in modules:
-            t = m.get("type", "")
+            t = str(m.get("type", ""))
             if t.endswith(".Pooling"):
                 pooling_dir = m.get("path") or pooling_dir
             elif not (t.endswith(".Transformer") or t.endswith(".Normalize")):
@@ -57,7 +66,7 @@ def sentence_transformers_settings(folder: str | os.PathLike) -> dict:
     pooling = "mean"
     pool_cfg_path = folder / pooling_dir / "config.json"
     if pool_cfg_path.is_file():
-        pc = read_json(pool_cfg_path)
+        pc = _object(pool_cfg_path)
         mode = pc.get("pooling_mode")
         if mode is None:
             on = [k for k in ("cls_token", "mean_tokens", "max_tokens", "mean_sqrt_len_tokens",
@@ -73,7 +82,10 @@ def sentence_transformers_settings(folder: str | os.PathLike) -> dict:
     max_length = None
     sbc = folder / "sentence_bert_config.json"
     if sbc.is_file():
-        v = read_json(sbc).get("max_seq_length")
-        max_length = int(v) if v else None
+        v = _object(sbc).get("max_seq_length")
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 2):
+            raise ValueError(f"{sbc}: max_seq_length must be an integer >= 2 (room for [CLS] "
+                             f"and [SEP]), got {v!r:.40}")
+        max_length = v or None
     return {"pooling": pooling, "normalize": True if normalize is None else normalize,
             "max_length": max_length, "pooling_dir": pooling_dir}

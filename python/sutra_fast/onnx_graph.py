@@ -43,7 +43,20 @@ class BertConfig:
     hidden_act: str
 
     @classmethod
-    def from_dict(cls, cfg: dict) -> "BertConfig":
+    def from_dict(cls, cfg: dict, source: str = "config.json") -> "BertConfig":
+        """The encoder's shape from a HF config; every damaged or out-of-range
+        value is a ValueError naming ``source`` and the key."""
+        if not isinstance(cfg, dict):
+            raise ValueError(f"{source}: expected a JSON object, got {type(cfg).__name__}")
+
+        def size(key, default=None, lo=1):
+            v = cfg.get(key, default)
+            if v is None:
+                raise ValueError(f"{source}: {key!r} is missing")
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+                raise ValueError(f"{source}: {key!r} must be an integer >= {lo}, got {v!r:.60}")
+            return v
+
         model_type = cfg.get("model_type", "bert")
         if model_type != "bert":
             raise ValueError(
@@ -53,17 +66,20 @@ class BertConfig:
         if pet != "absolute":
             raise ValueError(f"unsupported position_embedding_type {pet!r} (only 'absolute')")
         act = cfg.get("hidden_act", "gelu")
-        if act not in _ACTIVATIONS:
+        if not isinstance(act, str) or act not in _ACTIVATIONS:
             raise ValueError(f"unsupported hidden_act {act!r} (supported: {sorted(_ACTIVATIONS)})")
+        eps = cfg.get("layer_norm_eps", 1e-12)
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < 1:
+            raise ValueError(f"{source}: 'layer_norm_eps' must be a number in (0, 1), got {eps!r:.60}")
         c = cls(
-            hidden_size=int(cfg["hidden_size"]),
-            num_layers=int(cfg["num_hidden_layers"]),
-            num_heads=int(cfg["num_attention_heads"]),
-            intermediate_size=int(cfg["intermediate_size"]),
-            vocab_size=int(cfg["vocab_size"]),
-            max_position_embeddings=int(cfg.get("max_position_embeddings", 512)),
-            type_vocab_size=int(cfg.get("type_vocab_size", 2)),
-            layer_norm_eps=float(cfg.get("layer_norm_eps", 1e-12)),
+            hidden_size=size("hidden_size"),
+            num_layers=size("num_hidden_layers"),
+            num_heads=size("num_attention_heads"),
+            intermediate_size=size("intermediate_size"),
+            vocab_size=size("vocab_size"),
+            max_position_embeddings=size("max_position_embeddings", 512, lo=2),
+            type_vocab_size=size("type_vocab_size", 2),
+            layer_norm_eps=float(eps),
             hidden_act=act,
         )
         if c.hidden_size % c.num_heads:

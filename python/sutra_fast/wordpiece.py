@@ -102,7 +102,12 @@ class WordPieceTokenizer:
                 raise TypeError(
                     f"options {sorted(options)} apply to vocab.txt files only; "
                     f"{resolved} carries its own settings")
-            return cls(_core.WordPieceTokenizer.from_json_bytes(data, resolved), resolved)
+            try:
+                compiled = _core.WordPieceTokenizer.from_json_bytes(data, resolved)
+            except ValueError as e:  # name the file in every message
+                msg = str(e)
+                raise ValueError(msg if resolved in msg else f"{resolved}: {msg}") from None
+            return cls(compiled, resolved)
         unknown = set(options) - set(_VOCAB_OPTIONS)
         if unknown:
             raise TypeError(f"unknown option(s) {sorted(unknown)}; valid: {sorted(_VOCAB_OPTIONS)}")
