@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -237,7 +238,16 @@ def test_hf_folder_is_converted_into_cache(tmp_path, monkeypatch, source_dir, ve
 
 def test_default_model_first_use_and_reuse(tmp_path, monkeypatch, vecs, texts):
     monkeypatch.setenv("SUTRA_CACHE_DIR", str(tmp_path / "cache"))
+    models = tmp_path / "cache" / "models"
+    # what processes killed half-way through a first use leave behind
+    for leftover in (".all-MiniLM-L6-v2.tmp-dead", ".download-old", ".download-running"):
+        (models / leftover).mkdir(parents=True)
+        (models / leftover / "model.safetensors").write_bytes(b"x" * 1000)
+    os.utime(models / ".download-old", (time.time() - 7200,) * 2)
     e = Embedder.load()
+    assert sorted(p.name for p in models.iterdir() if p.is_dir() and p.name.startswith(".")) == [
+        ".download-running"]   # a fresh download may be another process's, in progress
+    shutil.rmtree(models / ".download-running")
     target = tmp_path / "cache" / "models" / "all-MiniLM-L6-v2"
     assert e.folder == target and (target / "model.onnx").is_file()
     assert e.model_id == "sentence-transformers/all-MiniLM-L6-v2"

@@ -132,6 +132,24 @@ def _file_lock(path: Path):
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
+_STALE_DOWNLOAD_S = 3600
+
+
+def _remove_leftovers(models: Path, name: str) -> None:
+    """Temp folders of conversions killed half-way (~50 MB each). Under this
+    name's lock no one else writes ``.{name}.tmp-*`` / ``.old-*``; downloads are
+    shared by the fp32 and int8 conversions, so only old ones go."""
+    import shutil
+    import time
+
+    now = time.time()
+    for p in models.glob(".*"):
+        mine = p.name.startswith((f".{name}.tmp-", f".{name}.old-"))
+        stale = p.name.startswith(".download-") and now - p.stat().st_mtime > _STALE_DOWNLOAD_S
+        if p.is_dir() and (mine or stale):
+            shutil.rmtree(p, ignore_errors=True)
+
+
 def ensure_default_model(quantize: Optional[str] = None) -> Path:
     """The converted default model folder, converting it on first use."""
     from sutra_fast.model_folder import MANIFEST, cache_suffix
@@ -154,6 +172,7 @@ def ensure_default_model(quantize: Optional[str] = None) -> Path:
     with _file_lock(models / f".{name}.lock"):
         if (target / MANIFEST).is_file():  # another process finished while we waited
             return target
+        _remove_leftovers(models, name)
         src = installed_model_dir()
         with tempfile.TemporaryDirectory(prefix=".download-", dir=models) as tmp:
             if src is None:
