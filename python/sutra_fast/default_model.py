@@ -125,7 +125,12 @@ def _file_lock(path: Path):
         except ImportError:  # pragma: no cover - non-POSIX
             yield
             return
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # say why we wait (a conversion takes ~10 s)
+            print(f"sutra_fast: waiting for another process converting the model "
+                  f"(lock {path})", file=sys.stderr, flush=True)
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
         try:
             yield
         finally:
