@@ -326,6 +326,30 @@ class TokenStream(Iterator[str]):
         self.close()
 
 
+def is_token(v) -> bool:
+    """An int or numpy integer (not bool): what a token id may be."""
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def checked_token_ids(items: list, vocab_size: int, *, name: str, not_int: type,
+                      what: str, vocab: str) -> list[int]:
+    """``items`` as plain ints in [0, vocab_size), checked element by element
+    before any array is built, so a nested, ragged or huge entry gets a plain
+    message (``not_int(f"{what}: {name}[i] is a list")``, or a ValueError
+    "token id ... is outside {vocab}"), not numpy's or a C overflow."""
+    if all(type(t) is int for t in items) and (not items or (min(items) >= 0 and max(items) < vocab_size)):
+        return items  # plain ints in range: the common case (decode loop, prefill), checked fast
+    out = []
+    for i, t in enumerate(items):
+        if not is_token(t):
+            raise not_int(f"{what}: {name}[{i}] is a {type(t).__name__}")
+        t = int(t)
+        if not 0 <= t < vocab_size:
+            raise ValueError(f"token id {t} is outside {vocab} [0, {vocab_size})")
+        out.append(t)
+    return out
+
+
 def prompt_to_ids(prompt, tokenizer, vocab_size: int) -> list[int]:
     """A str (encoded with ``tokenizer``) or a sequence of token ids -> list of ids.
 
@@ -342,20 +366,9 @@ def prompt_to_ids(prompt, tokenizer, vocab_size: int) -> list[int]:
                 raise TypeError(f"a token-id prompt must be a flat sequence of ints, "
                                 f"got an array of shape {prompt.shape}")
             prompt = prompt.tolist() if prompt.size else []
-        # element by element, before any array is built: a nested, ragged or
-        # huge entry gets a plain message (not numpy's, not a C overflow)
-        ids = list(prompt)
-        if all(type(t) is int for t in ids) and (not ids or (min(ids) >= 0 and max(ids) < vocab_size)):
-            return ids or [END_OF_TEXT]  # plain ints in range: the common case, checked fast
-        ids = []
-        for i, t in enumerate(prompt):
-            if isinstance(t, (bool, np.bool_)) or not isinstance(t, (int, np.integer)):
-                raise TypeError(f"a token-id prompt must be a flat sequence of ints: "
-                                f"prompt[{i}] is a {type(t).__name__}")
-            t = int(t)
-            if not 0 <= t < vocab_size:
-                raise ValueError(f"token id {t} is outside the model's vocabulary [0, {vocab_size})")
-            ids.append(t)
+        ids = checked_token_ids(list(prompt), vocab_size, name="prompt", not_int=TypeError,
+                                what="a token-id prompt must be a flat sequence of ints",
+                                vocab="the model's vocabulary")
     else:
         raise TypeError(f"prompt must be a str or a list of token ids, got {type(prompt).__name__}")
     return ids or [END_OF_TEXT]

@@ -19,7 +19,8 @@ import numpy as np
 
 from sutra_fast import _core
 from sutra_fast.generation import (CHAT_STOP, GenerationResult, PromptCache, TokenStream,
-                                   check_int, chat_prompt, normalize_stop, prompt_to_ids)
+                                   check_int, chat_prompt, checked_token_ids, is_token,
+                                   normalize_stop, prompt_to_ids)
 from sutra_fast.rwkv_loader import RwkvConfig, detect_config, read_checkpoint
 from sutra_fast.sampler import Sampler
 from sutra_fast.world_tokenizer import WorldTokenizer
@@ -76,11 +77,6 @@ class RwkvState:
     def __repr__(self) -> str:
         L, H, N, _ = self.att_kv.shape
         return f"RwkvState(layers={L}, heads={H}, head_size={N})"
-
-
-def _is_token(v) -> bool:
-    """An int or numpy integer (not bool): what a token id may be."""
-    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
 
 def _check_state(state) -> None:
@@ -224,8 +220,7 @@ class Generator:
     def _token_list(self, token_ids) -> list[int]:
         """An int or a flat sequence of ints -> ids checked against the vocabulary
         (element by element, so a nested, ragged or huge entry is named plainly)."""
-        vocab = self.vocab_size
-        if _is_token(token_ids):
+        if is_token(token_ids):
             items = [token_ids]
         elif isinstance(token_ids, (str, bytes)) or not hasattr(token_ids, "__iter__"):
             raise ValueError(f"token_ids must be an int or a 1-D sequence of ints, "
@@ -234,18 +229,9 @@ class Generator:
             items = list(token_ids)
         if not items:
             raise ValueError("token_ids must hold at least one token")
-        if all(type(t) is int for t in items) and min(items) >= 0 and max(items) < vocab:
-            return items  # the common case (the decode loop, prefill chunks), checked fast
-        out = []
-        for i, t in enumerate(items):
-            if not _is_token(t):
-                raise ValueError(f"token_ids must be an int or a 1-D sequence of ints: "
-                                 f"token_ids[{i}] is a {type(t).__name__}")
-            t = int(t)
-            if not 0 <= t < vocab:
-                raise ValueError(f"token id {t} is outside the vocabulary [0, {vocab})")
-            out.append(t)
-        return out
+        return checked_token_ids(items, self.vocab_size, name="token_ids", not_int=ValueError,
+                                 what="token_ids must be an int or a 1-D sequence of ints",
+                                 vocab="the vocabulary")
 
     # ---- text generation (the loop lives in sutra_fast.generation)
     def _world_vocab(self) -> WorldTokenizer:
