@@ -163,6 +163,14 @@ def test_damaged_conversion_says_how_to_rebuild_it(tmp_path, converted):
         Embedder.load(d)
 
 
+@pytest.mark.parametrize("name", ["sutra_manifest.json", "config.json", "sentence_bert_config.json"])
+def test_model_files_that_are_not_utf8_are_value_errors(tmp_path, converted, name):
+    d = _model_copy(tmp_path, converted)
+    (d / name).write_bytes(b'{"x": "\xff"}')
+    with pytest.raises(ValueError, match=rf"{name.replace('.', '[.]')}: not UTF-8 text"):
+        Embedder.load(d)
+
+
 def test_tokenizer_bigger_than_the_embedding_table_is_refused(tmp_path, converted):
     d = _model_copy(tmp_path, converted)
     tj = json.loads((d / "tokenizer.json").read_text())

@@ -21,7 +21,7 @@ from typing import Iterable, Optional, Sequence, Union
 import numpy as np
 
 from sutra_fast import kernels
-from sutra_fast.model_folder import (MANIFEST, QUANTIZE_MODES, cache_suffix, read_json,
+from sutra_fast.model_folder import (MANIFEST, QUANTIZE_MODES, cache_suffix, read_json_object,
                                      sentence_transformers_settings)
 from sutra_fast.wordpiece import WordPieceTokenizer
 
@@ -45,17 +45,6 @@ def _find_onnx(folder: Path) -> Optional[Path]:
         if (folder / rel).is_file():
             return folder / rel
     return None
-
-
-def _read_json(path: Path) -> dict:
-    """A JSON object from the model folder; damage is a ValueError naming the file."""
-    try:
-        obj = read_json(path)
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not UTF-8 text ({e})") from None
-    if not isinstance(obj, dict):
-        raise ValueError(f"{path}: expected a JSON object, got {type(obj).__name__}")
-    return obj
 
 
 def _convert_into_cache(folder: Path, quantize: Optional[str]) -> Path:
@@ -96,7 +85,7 @@ def _resolve(path, quantize: Optional[str]) -> tuple[Path, Path]:
         raise FileNotFoundError(f"model folder {p} not found")
     can_convert = (folder / "model.safetensors").is_file() and (folder / "config.json").is_file()
     if onnx is not None:
-        manifest = _read_json(folder / MANIFEST) if (folder / MANIFEST).is_file() else {}
+        manifest = read_json_object(folder / MANIFEST) if (folder / MANIFEST).is_file() else {}
         if quantize is None or manifest.get("quantize") == quantize:
             return folder, onnx
         if not can_convert:
@@ -167,13 +156,13 @@ class Embedder:
             raise FileNotFoundError(f"tokenizer.json not found in {folder} (nor vocab.txt)")
         tokenizer = WordPieceTokenizer.from_file(tok_path)
 
-        manifest = _read_json(folder / MANIFEST) if (folder / MANIFEST).is_file() else {}
+        manifest = read_json_object(folder / MANIFEST) if (folder / MANIFEST).is_file() else {}
         st = sentence_transformers_settings(folder)
-        config = _read_json(folder / "config.json") if (folder / "config.json").is_file() else {}
+        config = read_json_object(folder / "config.json") if (folder / "config.json").is_file() else {}
         max_length = manifest.get("max_length") or st["max_length"]
         if not max_length:
             tc = folder / "tokenizer_config.json"
-            mml = _read_json(tc).get("model_max_length") if tc.is_file() else None
+            mml = read_json_object(tc).get("model_max_length") if tc.is_file() else None
             max_length = min(int(mml) if mml and mml < 100_000 else 512,
                              int(config.get("max_position_embeddings", 512)))
         positions = config.get("max_position_embeddings")

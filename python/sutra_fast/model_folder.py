@@ -26,15 +26,19 @@ def cache_suffix(quantize) -> str:
     return f"-{quantize}r{INT8_RECIPE_VERSION}" if quantize == "int8" else ""
 
 
-def read_json(path: Path) -> dict:
+def read_json(path: Path):
+    """A JSON file of the model folder; damage is a ValueError naming the file."""
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: invalid JSON ({e})") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text ({e})") from None
 
 
-def _object(path: Path) -> dict:
+def read_json_object(path: Path) -> dict:
+    """read_json, and the file must hold a JSON object."""
     obj = read_json(path)
     if not isinstance(obj, dict):
         raise ValueError(f"{path}: expected a JSON object, got {type(obj).__name__}")
@@ -66,7 +70,7 @@ def sentence_transformers_settings(folder: str | os.PathLike) -> dict:
     pooling = "mean"
     pool_cfg_path = folder / pooling_dir / "config.json"
     if pool_cfg_path.is_file():
-        pc = _object(pool_cfg_path)
+        pc = read_json_object(pool_cfg_path)
         mode = pc.get("pooling_mode")
         if mode is None:
             on = [k for k in ("cls_token", "mean_tokens", "max_tokens", "mean_sqrt_len_tokens",
@@ -82,7 +86,7 @@ def sentence_transformers_settings(folder: str | os.PathLike) -> dict:
     max_length = None
     sbc = folder / "sentence_bert_config.json"
     if sbc.is_file():
-        v = _object(sbc).get("max_seq_length")
+        v = read_json_object(sbc).get("max_seq_length")
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 2):
             raise ValueError(f"{sbc}: max_seq_length must be an integer >= 2 (room for [CLS] "
                              f"and [SEP]), got {v!r:.40}")
