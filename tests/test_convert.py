@@ -96,6 +96,15 @@ def test_safetensors_reader_rejects_garbage(tmp_path):
     (tmp_path / "short.safetensors").write_bytes(b"abc")
     with pytest.raises(ValueError, match="too short"):
         SafetensorsFile(tmp_path / "short.safetensors")
+    # malformed entries: were KeyError / numpy errors from get()
+    for header, match in ((b"[1, 2]", "header is not a JSON object"),
+                          (b'{"w": {"shape": [1], "data_offsets": [0, 4]}}', "'w' is malformed: it has no dtype"),
+                          (b'{"w": {"dtype": "F32", "shape": [-4], "data_offsets": [0, 4]}}',
+                           "'w': shape must be a list of non-negative integers"),
+                          (b'{"w": "x"}', "'w' is malformed")):
+        (tmp_path / "m.safetensors").write_bytes(len(header).to_bytes(8, "little") + header + b"\0" * 4)
+        with pytest.raises(ValueError, match=match):
+            SafetensorsFile(tmp_path / "m.safetensors")
 
 
 # ------------------------------------------------------- graph vs transformers

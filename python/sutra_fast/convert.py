@@ -71,11 +71,10 @@ def _weights(folder: Path):
                          "(embeddings.word_embeddings.weight) found")
 
     def get(name: str) -> np.ndarray:
-        try:
-            return st.get(prefix + name)
-        except KeyError:
+        if prefix + name not in st:
             raise ValueError(f"{folder / 'model.safetensors'}: no tensor {prefix + name!r} "
-                             "(is config.json's layer count or layout right?)") from None
+                             "(is config.json's layer count or layout right?)")
+        return st.get(prefix + name)
     return get
 
 

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sutra_fast.safetensors_io import check_entry, is_uint
+
 __all__ = ["Tensor", "Checkpoint", "RwkvConfig", "read_checkpoint", "detect_config", "to_float32"]
 
 
@@ -55,6 +57,7 @@ class Checkpoint:
 
 _ST_DTYPES = {"F32": ("fp32", np.dtype("<f4")), "F16": ("fp16", np.dtype("<f2")),
               "BF16": ("bf16", np.dtype("<u2"))}
+_ST_ITEMSIZES = {k: npdt.itemsize for k, (_, npdt) in _ST_DTYPES.items()}
 
 
 def _map_file(path: Path) -> mmap.mmap:
@@ -65,49 +68,11 @@ def _map_file(path: Path) -> mmap.mmap:
         return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
 
 
-def _is_uint(x) -> bool:
-    """A non-negative JSON integer (bool is an int subclass in Python; not here)."""
-    return isinstance(x, int) and not isinstance(x, bool) and x >= 0
-
-
 def _start_offset(entry) -> int:
     """Sort key: where a header entry's data starts (0 for a malformed entry,
     which the entry check below then rejects with a ValueError)."""
     off = entry[1].get("data_offsets") if isinstance(entry[1], dict) else None
-    return off[0] if isinstance(off, list) and off and _is_uint(off[0]) else 0
-
-
-_MAX_DIMS = 32      # numpy's limit is 32 (1.x) or 64 (2.x)
-_MAX_SPAN = 2**62   # numpy refuses shapes whose nonzero dims multiply past ~2**63 bytes
-
-
-def _check_entry(path: Path, name: str, info) -> tuple[str, list[int], int, int]:
-    """(dtype, shape, lo, hi) of one safetensors header entry, or a ValueError
-    naming the file and the tensor."""
-    where = f"{path}: safetensors entry {name!r}"
-    if not isinstance(info, dict):
-        raise ValueError(f"{where} is malformed: expected an object with dtype, shape and "
-                         f"data_offsets, got {type(info).__name__}")
-    for key in ("dtype", "shape", "data_offsets"):
-        if key not in info:
-            raise ValueError(f"{where} is malformed: it has no {key}")
-    dt, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
-    if not isinstance(dt, str):
-        raise ValueError(f"{where}: dtype must be a string, got {dt!r:.80}")
-    if dt not in _ST_DTYPES:
-        raise ValueError(f"{where} has dtype {dt!r:.40}; only F32, F16 and BF16 are supported")
-    if not isinstance(shape, list) or not all(_is_uint(d) for d in shape):
-        raise ValueError(f"{where}: shape must be a list of non-negative integers, got {shape!r:.80}")
-    if len(shape) > _MAX_DIMS:
-        raise ValueError(f"{where}: shape has {len(shape)} dimensions (at most {_MAX_DIMS} "
-                         "supported)")
-    if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_uint(o) for o in offsets)):
-        raise ValueError(f"{where}: data_offsets must be two non-negative integers, "
-                         f"got {offsets!r:.80}")
-    itemsize = _ST_DTYPES[dt][1].itemsize
-    if math.prod(max(d, 1) for d in shape) * itemsize > _MAX_SPAN:
-        raise ValueError(f"{where}: shape {shape!s:.80} is too large")
-    return dt, shape, offsets[0], offsets[1]
+    return off[0] if isinstance(off, list) and off and is_uint(off[0]) else 0
 
 
 def _read_safetensors(path: Path) -> Checkpoint:
@@ -131,7 +96,7 @@ def _read_safetensors(path: Path) -> Checkpoint:
     out: "OrderedDict[str, Tensor]" = OrderedDict()
     entries = sorted(((k, v) for k, v in header.items() if k != "__metadata__"), key=_start_offset)
     for name, info in entries:
-        dt, shape, lo, hi = _check_entry(path, name, info)
+        dt, shape, lo, hi = check_entry(path, name, info, _ST_ITEMSIZES, "F32, F16 and BF16")
         tag, npdt = _ST_DTYPES[dt]
         count = math.prod(shape)  # Python ints: no int64 overflow (1 for a scalar)
         if not (lo <= hi) or hi - lo != count * npdt.itemsize:
