@@ -165,6 +165,13 @@ def test_config_flags_env_and_defaults():
     assert cfg.host == "127.0.0.1" and cfg.rwkv_model is None  # defaults
     with pytest.raises(ValueError, match="SUTRA_PORT"):
         from_args(p.parse_args([]), {"SUTRA_PORT": "eighty"})
+    # an empty variable is unset: defaults, not False / an int() error
+    empty = from_args(p.parse_args([]), {"SUTRA_MICRO_BATCHING": "", "SUTRA_EMBEDDINGS": " ",
+                                         "SUTRA_PORT": "", "SUTRA_API_KEY": ""})
+    assert empty.micro_batching is True and empty.embeddings is True
+    assert empty.port == 8000 and empty.api_key is None
+    with pytest.raises(SystemExit):  # an empty flag value is not a boolean
+        p.parse_args(["--micro-batching", ""])
     with pytest.raises(ValueError, match="max_texts"):
         from_args(p.parse_args(["--max-texts", "0"]), {})
     with pytest.raises(ValueError, match="rwkv_dtype"):

@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields
 from typing import Optional
 
 _TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
+_FALSE = {"0", "false", "no", "off"}
 
 
 def _bool(value: str) -> bool:
@@ -155,8 +155,10 @@ def from_args(args: argparse.Namespace, environ=None) -> ServerConfig:
     values = {}
     for field, _flag, typ, default, _help in OPTIONS:
         value = getattr(args, field, None)
-        if value is None and env_name(field) in environ:
-            raw = environ[env_name(field)]
+        raw = environ.get(env_name(field), "")
+        # An empty variable (FOO= in a compose file or shell) counts as unset, so it
+        # never silently turns a boolean off or makes a number an error.
+        if value is None and raw.strip():
             try:
                 value = typ(raw)
             except (ValueError, argparse.ArgumentTypeError) as e:
