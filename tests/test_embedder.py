@@ -155,6 +155,21 @@ def test_damaged_model_files_are_value_errors_naming_the_file(tmp_path, converte
         Embedder.load(d)
 
 
+@pytest.mark.parametrize("key,value", [
+    ("pooling", "foo"), ("max_length", "abc"), ("max_length", 1), ("max_length", 1e9),
+    ("max_length", True), ("dimension", -3), ("normalize", "yes"), ("model_id", 5),
+    ("quantize", "int4"),
+])
+def test_hand_edited_manifest_values_are_value_errors(tmp_path, converted, key, value):
+    # a KeyError, an int() error, a numpy error, or (normalize "yes", model_id 5) silently
+    # accepted before the manifest was checked
+    d = _model_copy(tmp_path, converted)
+    manifest = json.loads((d / "sutra_manifest.json").read_text())
+    (d / "sutra_manifest.json").write_text(json.dumps({**manifest, key: value}))
+    with pytest.raises(ValueError, match=rf"sutra_manifest\.json: '{key}' must be .*convert"):
+        Embedder.load(d)
+
+
 def test_damaged_conversion_says_how_to_rebuild_it(tmp_path, converted):
     d = tmp_path / "damaged"
     shutil.copytree(converted, d, ignore=shutil.ignore_patterns("model.onnx.data"))

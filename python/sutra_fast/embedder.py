@@ -22,7 +22,7 @@ import numpy as np
 
 from sutra_fast import kernels
 from sutra_fast.model_folder import (MANIFEST, QUANTIZE_MODES, cache_suffix, read_json_object,
-                                     sentence_transformers_settings)
+                                     read_manifest, sentence_transformers_settings)
 from sutra_fast.wordpiece import WordPieceTokenizer
 
 __all__ = ["Embedder"]
@@ -85,7 +85,7 @@ def _resolve(path, quantize: Optional[str]) -> tuple[Path, Path]:
         raise FileNotFoundError(f"model folder {p} not found")
     can_convert = (folder / "model.safetensors").is_file() and (folder / "config.json").is_file()
     if onnx is not None:
-        manifest = read_json_object(folder / MANIFEST) if (folder / MANIFEST).is_file() else {}
+        manifest = read_manifest(folder)
         if quantize is None or manifest.get("quantize") == quantize:
             return folder, onnx
         if not can_convert:
@@ -156,7 +156,7 @@ class Embedder:
             raise FileNotFoundError(f"tokenizer.json not found in {folder} (nor vocab.txt)")
         tokenizer = WordPieceTokenizer.from_file(tok_path)
 
-        manifest = read_json_object(folder / MANIFEST) if (folder / MANIFEST).is_file() else {}
+        manifest = read_manifest(folder)
         st = sentence_transformers_settings(folder)
         config = read_json_object(folder / "config.json") if (folder / "config.json").is_file() else {}
         max_length = manifest.get("max_length") or st["max_length"]

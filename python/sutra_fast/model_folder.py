@@ -45,6 +45,33 @@ def read_json_object(path: Path) -> dict:
     return obj
 
 
+def read_manifest(folder: Path) -> dict:
+    """The folder's sutra_manifest.json ({} when it has none), with the keys the
+    embedder uses checked: a hand-edited value is a ValueError naming the file and
+    key instead of a KeyError or a wrong vector later."""
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        return {}
+    m = read_json_object(path)
+
+    def positive_int(v, least):
+        return isinstance(v, int) and not isinstance(v, bool) and v >= least
+
+    checks = {
+        "model_id": (lambda v: isinstance(v, str) and v != "", "a non-empty string"),
+        "dimension": (lambda v: positive_int(v, 1), "an integer >= 1"),
+        "max_length": (lambda v: positive_int(v, 2), "an integer >= 2 (room for [CLS] and [SEP])"),
+        "pooling": (lambda v: v in POOLING_MODES, "one of " + ", ".join(POOLING_MODES)),
+        "normalize": (lambda v: isinstance(v, bool), "true or false"),
+        "quantize": (lambda v: v in QUANTIZE_MODES, "null or \"int8\""),
+    }
+    for key, (ok, expected) in checks.items():
+        if key in m and m[key] is not None and not ok(m[key]):
+            raise ValueError(f"{path}: {key!r} must be {expected}, got {m[key]!r:.40} (the file "
+                             "is written by sutra-fast convert: convert the model again)")
+    return m
+
+
 def sentence_transformers_settings(folder: str | os.PathLike) -> dict:
     """Pooling, normalisation and max length the way sentence-transformers reads them.
 
