@@ -12,6 +12,7 @@ import pytest
 
 from sutra_fast import onnx_proto
 from sutra_fast.convert import MANIFEST, convert, sentence_transformers_settings
+from sutra_fast.embedder import Embedder
 from sutra_fast.safetensors_io import SafetensorsFile
 
 
@@ -238,6 +239,41 @@ def test_overwrite_never_deletes_the_source(source_dir, tmp_path):
         with pytest.raises(ValueError, match="choose another output folder"):
             convert(src, dst, overwrite=True)
     assert sorted(p.name for p in src.iterdir()) == before
+
+
+def test_overwrite_replaces_only_an_earlier_output(source_dir, tmp_path, monkeypatch):
+    """--overwrite used to delete whatever was at DST: a project folder, a file."""
+    project = tmp_path / "project"
+    (project / "sub").mkdir(parents=True)
+    (project / "notes.txt").write_text("important")
+    (project / "sub" / "code.py").write_text("x = 1")
+    results = tmp_path / "out.jsonl"
+    results.write_text("{}\n")
+    for dst, match in ((project, r"holds files .*notes\.txt, sub"), (results, "is a file")):
+        with pytest.raises(ValueError, match=match):
+            convert(source_dir, dst, overwrite=True)
+    assert (project / "notes.txt").read_text() == "important"
+    assert (project / "sub" / "code.py").is_file() and results.read_text() == "{}\n"
+    # the working directory (".") cannot be replaced
+    monkeypatch.chdir(project)
+    with pytest.raises(ValueError, match="current directory"):
+        convert(source_dir, ".", overwrite=True)
+    with pytest.raises(ValueError, match="is a file: pass the model folder"):
+        convert(source_dir / "model.safetensors", tmp_path / "x")
+
+
+def test_overwrite_replaces_an_earlier_or_damaged_output(source_dir, tmp_path):
+    out = tmp_path / "out"
+    convert(source_dir, out)
+    (out / "sutra_manifest.json").unlink()          # damaged: still only convert's files
+    (out / "model.onnx.data").write_bytes(b"junk")
+    convert(source_dir, out, overwrite=True)
+    assert (out / "sutra_manifest.json").is_file()
+    assert Embedder.load(out).embed("a text").shape == (1, 384)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    convert(source_dir, empty, overwrite=True)
+    assert (empty / "model.onnx").is_file()
 
 
 @pytest.mark.parametrize("edit,match", [

@@ -127,15 +127,24 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, quantize: Optiona
     if quantize not in QUANTIZE_MODES:
         raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
     src, dst = Path(src), Path(dst)
+    if src.is_file():
+        raise ValueError(f"{src} is a file: pass the model folder that holds it (config.json + "
+                         "model.safetensors + tokenizer)")
     if not src.is_dir():
         raise FileNotFoundError(f"source folder {src} not found")
     rsrc, rdst = src.resolve(), dst.resolve()
     if rsrc == rdst or rsrc.is_relative_to(rdst):  # overwrite would delete the source
         what = "the source folder" if rsrc == rdst else "a parent of the source folder"
         raise ValueError(f"the output folder {dst} is {what} {src}; choose another output folder")
-    if dst.exists() and not overwrite:
-        raise FileExistsError(f"{dst} already exists (pass overwrite=True, or --overwrite on the "
-                              "command line, to replace it)")
+    if Path.cwd().resolve().is_relative_to(rdst):  # the rename would move the working directory
+        raise ValueError(f"the output folder {dst} is the current directory or a parent of it; "
+                         "choose a new folder")
+    dst = rdst  # "." or "x/.." have no usable name for the temp folder beside them
+    if dst.exists():
+        if not overwrite:
+            raise FileExistsError(f"{dst} already exists (pass overwrite=True, or --overwrite on "
+                                  "the command line, to replace it)")
+        _check_replaceable(dst)
     cfg_path = _require(src, "config.json")
     cfg_dict = _read_json(cfg_path)
     cfg = onnx_graph.BertConfig.from_dict(cfg_dict, source=str(cfg_path))
@@ -196,6 +205,23 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, quantize: Optiona
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return dst
+
+
+def _check_replaceable(dst: Path) -> None:
+    """``overwrite`` replaces only an earlier output: a folder holding nothing but
+    what a conversion writes (a damaged one included). Anything else is refused,
+    since it is deleted: a file, or a folder with other content."""
+    if not dst.is_dir():
+        raise ValueError(f"{dst} is a file, not an earlier conversion; overwrite replaces only "
+                         "an output folder of sutra-fast convert: choose another output folder")
+    ours = {*_COPY, "model.onnx", EXTERNAL_DATA, MANIFEST}
+    foreign = [p.name for p in dst.iterdir()
+               if not (p.name in ours and p.is_file()
+                       or p.is_dir() and {q.name for q in p.iterdir()} <= {"config.json"})]
+    if foreign:
+        raise ValueError(f"{dst} holds files that sutra-fast convert does not write "
+                         f"({', '.join(sorted(foreign)[:5])}); overwrite replaces only an "
+                         "earlier output: choose another output folder or empty this one")
 
 
 def _publish(tmp: Path, dst: Path, overwrite: bool) -> None:
