@@ -330,7 +330,9 @@ def test_chat_stops_at_next_user_turn(world):
 
 def test_text_prompt_needs_a_fitting_vocabulary(tiny):
     assert tiny.tokenizer is None
-    with pytest.raises(ValueError, match="pass token ids"):
+    with pytest.raises(ValueError, match=r"this model's vocabulary \(size 97\) is not the RWKV World "
+                                         r"vocabulary \(65536\), so a text prompt cannot be "
+                                         "tokenised; pass the prompt as a list of token ids"):
         tiny.generate("hello")
 
 
@@ -343,6 +345,8 @@ def test_text_prompt_needs_a_fitting_vocabulary(tiny):
     (dict(top_k=-2), ValueError, "top_k"),
     (dict(stop=[1]), TypeError, r"stop\[0\] must be a str"),
     (dict(stop=5), TypeError, "stop must be a str or a list"),
+    (dict(stop=""), ValueError, r"^stop is an empty string; give non-empty stop strings"),
+    (dict(stop=["x", ""]), ValueError, r"^stop\[1\] is an empty string"),
     (dict(state="x"), TypeError, "state must be an RwkvState"),
 ])
 def test_bad_parameters(tiny, kwargs, err, match):
@@ -390,6 +394,52 @@ def test_cli_generate_reads_stdin_and_reports_errors(world, world_path):
     assert bad.returncode == 2 and "error:" in bad.stderr and "Traceback" not in bad.stderr
     bad = run_cli("--model", str(world_path), "--temperature", "-3", "x")
     assert bad.returncode == 2 and "temperature" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_cli_model_folder_says_it_is_a_folder(tmp_path, world_path):
+    bad = run_cli("--model", str(world_path.parent), "x")
+    assert bad.returncode == 2, bad.stderr
+    assert bad.stderr == (f"sutra-fast: error: {world_path.parent} is a folder, not a checkpoint "
+                          f"file; pass the .pth or .safetensors file inside it: {world_path}\n")
+    (tmp_path / "out1.jsonl").write_text('{"text": "a"}\n' * 50)
+    bad = run_cli("--model", str(tmp_path / "out1.jsonl"), "x")
+    assert bad.returncode == 2 and "header length" not in bad.stderr
+    assert bad.stderr == (f"sutra-fast: error: {tmp_path / 'out1.jsonl'} is not an RWKV checkpoint: "
+                          "expected a .pth (torch zip) or .safetensors file\n")
+
+
+def test_cli_text_prompt_on_a_non_world_vocabulary(tiny):
+    """The library's "pass token ids" is advice a CLI user cannot follow."""
+    bad = run_cli("--model", str(tiny.path), "hello")
+    assert bad.returncode == 2, bad.stderr
+    assert bad.stderr == (f"sutra-fast: error: {tiny.path}: the model's vocabulary (size 97) is not "
+                          "the RWKV World vocabulary (65536), so text prompts cannot be tokenised; "
+                          "use the Python API, where Generator.forward() and generate() take "
+                          "token ids\n")
+
+
+def test_cli_empty_stop_is_an_error(world_path):
+    bad = run_cli("--model", str(world_path), "--stop", "\n", "--stop", "", "x")
+    assert bad.returncode == 2, bad.stderr
+    assert bad.stderr == ('sutra-fast: error: --stop "" is an empty stop string; pass a non-empty '
+                          "one or leave --stop out\n")
+
+
+def test_http_empty_stop_strings_are_dropped_by_the_server(world):
+    """The library now refuses stop=[""]; the server drops empty stop strings itself
+    (validate.get_stop), so such a request stays a 200, not an error."""
+    from server_helpers import run as serve
+
+    async def go(client):
+        out = []
+        for path, body in [("/v1/completions", {"prompt": "Hi", "stop": [""]}),
+                           ("/v1/completions", {"prompt": "Hi", "stop": ""}),
+                           ("/generate", {"prompt": "Hi", "stop_sequences": ["", ""]})]:
+            resp = await client.post(path, json={**body, "max_tokens": 3, "temperature": 0})
+            out.append((resp.status, await resp.json()))
+        return out
+    for status, body in serve(go, generator=world):
+        assert status == 200, body
 
 
 # ---------------------------------------------------------------- input validation

@@ -318,3 +318,60 @@ def test_wrong_rank_tensors_in_detect_config(tmp_path, name, shape):
         sf.Generator.load(path)
     msg = str(e.value)
     assert str(path) in msg and name in msg and str(shape) in msg, msg
+
+
+# ---------------------------------------------------------------- review of the CLI's messages
+
+def test_a_folder_is_named_as_such_with_the_checkpoints_inside(tmp_path, sd):
+    """`--model ckpt/` said "no such checkpoint file" for an existing folder."""
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("x")
+    with pytest.raises(FileNotFoundError, match="is a folder, not a checkpoint file, and holds no "
+                                                r"\.pth or \.safetensors file") as e:
+        sf.Generator.load(folder)
+    assert str(folder) in str(e.value)
+    st = rc.write_safetensors(folder / "model.safetensors", sd)
+    pth = rc.write_pth(folder / "old.pth", sd)
+    with pytest.raises(FileNotFoundError) as e:
+        sf.Generator.load(folder)
+    msg = str(e.value)
+    assert msg == (f"{folder} is a folder, not a checkpoint file; pass the .pth or .safetensors "
+                   f"file inside it: {st}, {pth}"), msg
+
+
+@pytest.mark.parametrize("name, data", [
+    ("out1.jsonl", b'{"text": "hello", "embedding": [0.1, 0.2]}\n' * 400),
+    ("model.onnx", b"\x08\x07\x12\x07pytorch" + bytes(range(256)) * 64),
+    ("weights.bin", b"\x80\x02}q\x00(X\x05\x00\x00\x00emb.wq\x01" + b"\0" * 100),  # a legacy pickle
+    ("tiny", b"abc"),
+])
+def test_files_of_neither_format_are_not_rwkv_checkpoints(tmp_path, name, data):
+    """Any non-zip file not named .pth was read as safetensors: a JSONL file got
+    "safetensors header length 4189038663854989947 exceeds the file"."""
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(ValueError) as e:
+        read_checkpoint(path)
+    assert str(e.value) == (f"{path} is not an RWKV checkpoint: expected a .pth (torch zip) or "
+                            ".safetensors file")
+
+
+def test_safetensors_by_content_or_name_keep_their_precise_messages(tmp_path, sd):
+    """Only files that are plausibly neither format get the generic message: safetensors
+    content under another name loads, and a damaged one is diagnosed as before."""
+    data = rc.write_safetensors(tmp_path / "m.safetensors", sd).read_bytes()
+    renamed = tmp_path / "model.bin"
+    renamed.write_bytes(data)
+    assert list(read_checkpoint(renamed).tensors) == list(sd)
+    bad_json = _write_raw_safetensors(tmp_path / "model.data", b'{"x": [}')
+    with pytest.raises(ValueError, match="safetensors header is not valid JSON"):
+        read_checkpoint(bad_json)
+    cut = tmp_path / "cut.safetensors"  # named .safetensors: a truncated one, not a foreign file
+    cut.write_bytes(data[:64])
+    with pytest.raises(ValueError, match="header length .* exceeds the file .*truncated"):
+        read_checkpoint(cut)
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError, match="the file is empty"):
+        read_checkpoint(empty)

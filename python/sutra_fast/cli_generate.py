@@ -55,9 +55,12 @@ def _read_prompt(arg: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     import sutra_fast as sf
+    from sutra_fast.generation import WORLD_VOCAB_SIZE
 
     if sys.stdout is None:
         raise RuntimeError("stdout is closed; redirect it to a file or a pipe")
+    if args.stop is not None and "" in args.stop:
+        raise ValueError('--stop "" is an empty stop string; pass a non-empty one or leave --stop out')
     prompt = _read_prompt(args.prompt)
     if args.threads is not None:
         cap = sf._core.MAX_NUM_THREADS
@@ -65,6 +68,11 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--threads must be >= 1 and <= {cap}, got {args.threads}")
         sf.set_num_threads(args.threads)
     gen = sf.Generator.load(args.model, dtype=args.dtype)
+    if gen.tokenizer is None:  # the library's advice (pass token ids) is for Python callers
+        raise ValueError(f"{args.model}: the model's vocabulary (size {gen.vocab_size}) is not the "
+                         f"RWKV World vocabulary ({WORLD_VOCAB_SIZE}), so text prompts cannot be "
+                         "tokenised; use the Python API, where Generator.forward() and "
+                         "generate() take token ids")
     options = dict(max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p,
                    top_k=args.top_k, min_p=args.min_p, presence_penalty=args.presence_penalty,
                    frequency_penalty=args.frequency_penalty, seed=args.seed, stop=args.stop)

@@ -29,9 +29,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from sutra_fast.generator import Generator, RwkvState
 
 __all__ = ["GenerationResult", "TextAssembler", "PromptCache", "TokenStream", "chat_prompt",
-           "END_OF_TEXT"]
+           "END_OF_TEXT", "WORLD_VOCAB_SIZE"]
 
 END_OF_TEXT = 0  # RWKV World: id 0 separates documents; sampling it ends the text
+WORLD_VOCAB_SIZE = 65536  # rows of a RWKV World model's embedding (65530 tokens + padding)
 PREFILL_CHUNK = 512  # prompt tokens per batched forward call
 CHAT_STOP = "\n\nUser:"
 
@@ -64,20 +65,23 @@ def check_int(name: str, value, lo: int) -> int:
 
 
 def normalize_stop(stop) -> tuple[str, ...]:
-    """``None``, a str or a list of str -> a tuple of non-empty stop strings."""
+    """``None``, a str or a list of str -> a tuple of stop strings; an empty one is
+    a ValueError (it would match before any text: nothing could ever be generated)."""
     if stop is None:
         return ()
-    if isinstance(stop, str):
+    one = isinstance(stop, str)
+    if one:
         stop = [stop]
     if not isinstance(stop, (list, tuple)):
         raise TypeError(f"stop must be a str or a list of str, got {type(stop).__name__}")
-    out = []
     for i, s in enumerate(stop):
+        name = "stop" if one else f"stop[{i}]"
         if not isinstance(s, str):
-            raise TypeError(f"stop[{i}] must be a str, got {type(s).__name__}")
-        if s:
-            out.append(s)
-    return tuple(out)
+            raise TypeError(f"{name} must be a str, got {type(s).__name__}")
+        if not s:
+            raise ValueError(f"{name} is an empty string; give non-empty stop strings "
+                             "(stop=None for none)")
+    return tuple(stop)
 
 
 class TextAssembler:
@@ -358,7 +362,9 @@ def prompt_to_ids(prompt, tokenizer, vocab_size: int) -> list[int]:
     """
     if isinstance(prompt, str):
         if tokenizer is None:
-            raise ValueError("this model has no tokenizer for text prompts; pass token ids")
+            raise ValueError(f"this model's vocabulary (size {vocab_size}) is not the RWKV World "
+                             f"vocabulary ({WORLD_VOCAB_SIZE}), so a text prompt cannot be "
+                             "tokenised; pass the prompt as a list of token ids")
         ids = tokenizer.encode(prompt)
     elif isinstance(prompt, (list, tuple, np.ndarray)):
         if isinstance(prompt, np.ndarray):

@@ -227,17 +227,51 @@ def _read_pth(path: Path) -> Checkpoint:
     return Checkpoint(path, OrderedDict(obj), mm)
 
 
+_CKPT_SUFFIXES = (".pth", ".safetensors")
+
+
+def _folder_error(path: Path) -> FileNotFoundError:
+    """What to say when the checkpoint path is a folder: name the checkpoint files in it."""
+    try:
+        found = sorted(p for p in path.iterdir() if p.suffix.lower() in _CKPT_SUFFIXES and p.is_file())
+    except OSError:  # unreadable folder: say what we can
+        found = []
+    if not found:
+        return FileNotFoundError(f"{path} is a folder, not a checkpoint file, and holds no .pth or "
+                                 ".safetensors file; pass the path of an RWKV-7 .pth or "
+                                 ".safetensors checkpoint")
+    shown = ", ".join(str(p) for p in found[:5]) + (f" (and {len(found) - 5} more)" if len(found) > 5 else "")
+    return FileNotFoundError(f"{path} is a folder, not a checkpoint file; pass the .pth or "
+                             f".safetensors file inside it: {shown}")
+
+
+def _looks_like_safetensors(head: bytes, size: int) -> bool:
+    """The first 9 bytes start a safetensors file: a little-endian header length that
+    fits in the file, then the header's opening '{'."""
+    return len(head) == 9 and struct.unpack("<Q", head[:8])[0] <= size - 8 and head[8:] == b"{"
+
+
 def read_checkpoint(path: str | Path) -> Checkpoint:
-    """Read a .pth (torch zip) or .safetensors file without torch; tensors are mmap-backed."""
+    """Read a .pth (torch zip) or .safetensors file without torch; tensors are mmap-backed.
+
+    A file that is neither a zip archive, nor named .pth or .safetensors, nor starts
+    like a safetensors file is refused as "not an RWKV checkpoint"; a file that is
+    plausibly one of the two formats gets the precise message of what is damaged."""
     path = Path(path)
+    if path.is_dir():
+        raise _folder_error(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such checkpoint file: {path}")
     with open(path, "rb") as f:
-        magic = f.read(4)
+        head, size = f.read(9), f.seek(0, 2)
+    magic, suffix = head[:4], path.suffix.lower()
     if magic != b"PK\x03\x04":
-        if path.suffix == ".pth":
+        if suffix == ".pth":
             raise ValueError(f"{path}: not a torch zip archive (starts with {magic!r})")
-        return _read_safetensors(path)
+        if size == 0 or suffix == ".safetensors" or _looks_like_safetensors(head, size):
+            return _read_safetensors(path)  # says what is wrong: empty, truncated, bad header
+        raise ValueError(f"{path} is not an RWKV checkpoint: expected a .pth (torch zip) or "
+                         ".safetensors file")
     try:
         return _read_pth(path)
     # zipfile's own complaints about a damaged archive: a bad structure, a member
