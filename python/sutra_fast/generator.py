@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Literal, overload
 
 import numpy as np
 
@@ -315,15 +315,21 @@ class Generator:
             pass
         return stream.result
 
-    def chat(self, messages, **kwargs) -> GenerationResult:
+    @overload
+    def chat(self, messages, *, stream: Literal[False] = False, **kwargs) -> GenerationResult: ...
+    @overload
+    def chat(self, messages, *, stream: Literal[True], **kwargs) -> TokenStream: ...
+    @overload
+    def chat(self, messages, *, stream: bool, **kwargs) -> GenerationResult | TokenStream: ...
+
+    def chat(self, messages, *, stream: bool = False, **kwargs) -> GenerationResult | TokenStream:
         """Answer the last turn of ``messages`` (``[{"role": "system"|"user"|"assistant",
         "content": str}, ...]``) in the RWKV World chat format; stops at the next
         ``\n\nUser:`` (plus any ``stop`` given). Other arguments as :meth:`generate`;
         ``stream=True`` returns a :class:`TokenStream` instead."""
-        as_stream = kwargs.pop("stream", False)
         kwargs["stop"] = (CHAT_STOP,) + normalize_stop(kwargs.get("stop"))
         prompt = chat_prompt(messages)
-        return self.stream(prompt, **kwargs) if as_stream else self.generate(prompt, **kwargs)
+        return self.stream(prompt, **kwargs) if stream else self.generate(prompt, **kwargs)
 
     def __repr__(self) -> str:
         return (f"Generator(version={self.version!r}, n_layer={self.n_layer}, n_embd={self.n_embd}, "
