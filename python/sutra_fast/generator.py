@@ -114,7 +114,8 @@ class Generator:
                 None = all of the pool).
 
         Raises:
-            FileNotFoundError: no such file.
+            FileNotFoundError: no such file, or a folder (the message names the
+                checkpoint files inside it).
             ValueError: not an RWKV-7 checkpoint, corrupt/truncated file, bad dtype.
         """
         if dtype not in _DTYPES:
@@ -296,8 +297,8 @@ class Generator:
             temperature, top_p, top_k, min_p, presence_penalty, frequency_penalty:
                 sampling, as :class:`sutra_fast.Sampler` (temperature 0 = greedy).
             seed: makes the run reproducible; None draws a fresh seed.
-            stop: a str or list of str; generation ends at the first one, which
-                is cut from the text (matched across token boundaries).
+            stop: a str or list of non-empty str; generation ends at the first
+                one, which is cut from the text (matched across token boundaries).
             state: continue from this state (updated in place) instead of a fresh one.
 
         Returns:
@@ -313,6 +314,7 @@ class Generator:
                              frequency_penalty=frequency_penalty, seed=seed, stop=stop, state=state)
         for _ in stream:
             pass
+        assert stream.result is not None  # set when the stream is exhausted
         return stream.result
 
     @overload
