@@ -5,13 +5,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
+import re
 import threading
 
+import aiohttp
 import pytest
+from aiohttp.test_utils import TestServer
 
 import sutra_fast as sf
 from server_helpers import embedder, generator, metric, post_error, run, world_ckpt  # noqa: F401
 from sutra_fast.server import ServerConfig, create_app
+from sutra_fast.server import keys as K
+from sutra_fast.embedder import MAX_THREADS
 from sutra_fast.server.config import add_arguments, from_args
 
 
@@ -172,7 +178,89 @@ def test_config_flags_env_and_defaults():
     assert empty.port == 8000 and empty.api_key is None
     with pytest.raises(SystemExit):  # an empty flag value is not a boolean
         p.parse_args(["--micro-batching", ""])
-    with pytest.raises(ValueError, match="max_texts"):
-        from_args(p.parse_args(["--max-texts", "0"]), {})
-    with pytest.raises(ValueError, match="rwkv_dtype"):
-        from_args(p.parse_args(["--rwkv-dtype", "fp8"]), {})
+    # every bad setting is refused at startup, named by its flag and env var
+    bad = [
+        (["--max-texts", "0"], "--max-texts (env SUTRA_MAX_TEXTS) must be >= 1, got 0"),
+        (["--rwkv-dtype", "fp8"], "--rwkv-dtype (env SUTRA_RWKV_DTYPE) must be fp32, bf16 or int8"),
+        (["--port", "70000"], "--port (env SUTRA_PORT) must be from 0 to 65535, got 70000"),
+        (["--port", "-1"], "--port (env SUTRA_PORT) must be from 0 to 65535, got -1"),
+        (["--embed-threads", "0"], f"--embed-threads (env SUTRA_EMBED_THREADS) must be from 1 "
+                                   f"to {MAX_THREADS}, got 0"),
+        (["--embed-threads", str(MAX_THREADS + 1)], "--embed-threads (env SUTRA_EMBED_THREADS)"),
+        (["--threads", "0"], f"--threads (env SUTRA_THREADS) must be from 1 to "
+                             f"{sf._core.MAX_NUM_THREADS}, got 0"),
+        (["--shutdown-timeout", "-1"],
+         "--shutdown-timeout (env SUTRA_SHUTDOWN_TIMEOUT) must be a finite number >= 0, got -1.0"),
+        (["--shutdown-timeout", "nan"], "--shutdown-timeout (env SUTRA_SHUTDOWN_TIMEOUT)"),
+        (["--batch-wait-ms", "inf"], "--batch-wait-ms (env SUTRA_BATCH_WAIT_MS) must be a finite"),
+        (["--default-max-tokens", "100", "--max-tokens-limit", "10"],
+         "--default-max-tokens (env SUTRA_DEFAULT_MAX_TOKENS) must be <= --max-tokens-limit (10)"),
+        (["--max-input-tokens", "1"],
+         "--max-input-tokens (env SUTRA_MAX_INPUT_TOKENS) must be >= 2"),
+        (["--embed-quantize", "int4"], "--embed-quantize (env SUTRA_EMBED_QUANTIZE)"),
+        (["--log-level", "loud"], "--log-level (env SUTRA_LOG_LEVEL)"),
+        (["--retry-after", "-1"], "--retry-after (env SUTRA_RETRY_AFTER) must be >= 0"),
+    ]
+    for argv, message in bad:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            from_args(p.parse_args(argv), {})
+    with pytest.raises(ValueError, match=re.escape("--port (env SUTRA_PORT)")):
+        from_args(p.parse_args([]), {"SUTRA_PORT": "65536"})
+    edge = from_args(p.parse_args(["--port", "65535", "--embed-threads", str(MAX_THREADS),
+                                   "--threads", "1", "--shutdown-timeout", "0",
+                                   "--default-max-tokens", "10", "--max-tokens-limit", "10"]), {})
+    assert (edge.port, edge.embed_threads, edge.threads) == (65535, MAX_THREADS, 1)
+    # an unset --default-max-tokens is 256, or the limit when that is lower
+    assert cfg.default_max_tokens == 256
+    assert from_args(p.parse_args(["--max-tokens-limit", "16"]), {}).default_max_tokens == 16
+
+
+def test_serve_refuses_bad_settings_before_loading_anything(capsys, monkeypatch):
+    """A one-line `sutra-fast: error:` naming the flag, exit 2, and no model loads
+    (the server would otherwise start and fail later, or overflow at bind)."""
+    from sutra_fast import cli
+
+    def no_load(*a, **k):
+        raise AssertionError("a model was loaded or the server started")
+    monkeypatch.setattr(sf.Embedder, "load", staticmethod(no_load))
+    monkeypatch.setattr(sf, "set_num_threads", no_load)
+    monkeypatch.setattr(aiohttp.web, "run_app", no_load)
+    for argv, flag in ((["--port", "70000"], "--port"),
+                       (["--embed-threads", "0"], "--embed-threads"),
+                       (["--threads", "0"], "--threads"),
+                       (["--shutdown-timeout", "-1"], "--shutdown-timeout"),
+                       (["--default-max-tokens", "100", "--max-tokens-limit", "10"],
+                        "--default-max-tokens")):
+        assert cli.main(["serve", *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"sutra-fast: error: {flag} (env SUTRA_"), err
+        assert err.count("\n") == 1, err
+
+
+def test_shutdown_deadline_answers_a_non_streamed_generation_with_its_text_so_far(
+        generator, caplog):
+    """At --shutdown-timeout a running generation is cancelled and its request still
+    gets a whole answer (finish_reason "length"), not a cut connection."""
+    caplog.set_level(logging.INFO, logger="sutra_fast.server")
+    app = create_app(ServerConfig(embeddings=False, shutdown_timeout=0.3,
+                                  max_tokens_limit=10**7), generator=generator)
+
+    async def main():
+        server = TestServer(app)
+        await server.start_server()
+        async with aiohttp.ClientSession() as session:
+            answer = asyncio.ensure_future(session.post(
+                server.make_url("/v1/chat/completions"),
+                json={"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 10**7,
+                      "temperature": 0}))
+            while not app[K.DRAIN].generations:  # decoding has started
+                await asyncio.sleep(0.01)
+            await server.close()
+            resp = await answer
+            return resp.status, await resp.json()
+    status, body = asyncio.run(asyncio.wait_for(main(), 30))
+    assert status == 200, body
+    assert body["choices"][0]["finish_reason"] == "length"
+    assert body["choices"][0]["message"]["content"] and body["usage"]["completion_tokens"] > 0
+    assert "shutting down: 1 request(s) in flight (1 generating)" in caplog.text
+    assert "(1 generation(s) cancelled at the deadline)" in caplog.text

@@ -1,5 +1,6 @@
-"""`sutra-fast serve` as a real process: flags, a request, and a graceful SIGTERM
-that lets a streaming generation in flight finish before exiting 0."""
+"""`sutra-fast serve` as a real process: flags, a request, a graceful SIGTERM
+that lets a streaming generation in flight finish before exiting 0, and the
+--shutdown-timeout deadline that cancels generations still running."""
 from __future__ import annotations
 
 import http.client
@@ -10,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import sutra_fast as sf
@@ -86,6 +88,73 @@ def test_serve_process_sigterm_finishes_in_flight_and_exits_0(tmp_path, converte
     assert "Traceback" not in output, output
 
 
+def _server_env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(sf.__file__).parent.parent),
+                                         env.get("PYTHONPATH", "")])
+    return env
+
+
+def _wait_healthy(proc, port, log) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        assert proc.poll() is None, f"server died at start: {log.read_text()}"
+        try:
+            conn, resp = _request(port, "GET", "/health", timeout=2)
+            status = resp.status
+            conn.close()
+            if status == 200:
+                return
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, "server not healthy in 60 s"
+        time.sleep(0.1)
+
+
+def test_shutdown_deadline_cancels_generations_and_ends_their_streams(tmp_path, world_ckpt):
+    """Generations still running at --shutdown-timeout are cancelled and their
+    streams end properly; the whole shutdown takes about the timeout, not twice it."""
+    timeout, port, log = 4.0, _free_port(), tmp_path / "server.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sutra_fast", "serve", "--port", str(port), "--embeddings", "0",
+             "--rwkv-model", str(world_ckpt), "--shutdown-timeout", str(timeout),
+             "--max-tokens-limit", "10000000"],
+            env=_server_env(), stdout=out, stderr=subprocess.STDOUT)
+    try:
+        _wait_healthy(proc, port, log)
+        endless = {"prompt": "Hi", "max_tokens": 10_000_000, "temperature": 0, "stream": True}
+        sse_conn, sse = _request(port, "POST", "/v1/completions", endless)
+        nd_conn, nd = _request(port, "POST", "/generate", endless)
+        assert sse.status == nd.status == 200
+        assert sse.readline().startswith(b"data: ") and nd.readline().startswith(b"{")
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        with ThreadPoolExecutor(2) as pool:  # read both streams to their ends
+            sse_text, nd_text = pool.map(lambda r: r.read().decode(), (sse, nd))
+        assert proc.wait(timeout=30) == 0
+        elapsed = time.monotonic() - t0
+        sse_conn.close()
+        nd_conn.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    output = log.read_text()
+    assert "Traceback" not in output, output
+    # the streams ran until the deadline; aiohttp's own wait took at least 2 x timeout
+    # (the upper bound leaves a whole timeout of slack for a busy machine)
+    assert timeout <= elapsed < 2 * timeout, (elapsed, output)
+    events = [ln[6:] for ln in sse_text.splitlines() if ln.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    assert json.loads(events[-2])["choices"][0]["finish_reason"] == "length"
+    last = json.loads(nd_text.splitlines()[-1])
+    assert last["done"] is True and last["finish_reason"] == "length", last
+    assert last["tokens_used"] > 100
+    assert "shutting down: 2 request(s) in flight (2 generating)" in output, output
+    assert "shutdown complete" in output and "2 generation(s) cancelled" in output, output
+
+
 def test_sigint_on_an_idle_server_exits_0(tmp_path):
     port = _free_port()
     env = dict(os.environ)
@@ -124,9 +193,7 @@ def test_sigint_on_an_idle_server_exits_0(tmp_path):
 def test_readme_documents_every_flag_and_env_var():
     from sutra_fast.server.config import OPTIONS, env_name
 
-    root = Path(__file__).resolve().parents[1]
-    # docs/readme_server.md until the lead folds it into README.md
-    readme = next(p for p in (root / "docs" / "readme_server.md", root / "README.md") if p.is_file())
+    readme = Path(__file__).resolve().parents[1] / "README.md"
     text = readme.read_text(encoding="utf-8")
     missing = [name for field, flag, *_ in OPTIONS for name in (flag, env_name(field))
                if f"`{name}`" not in text]

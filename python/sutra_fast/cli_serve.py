@@ -1,4 +1,5 @@
-"""``sutra-fast serve``: the HTTP server (embeddings + generation), see docs/readme_server.md."""
+"""``sutra-fast serve``: the HTTP server (embeddings + generation), see README.md, section
+"HTTP server: `sutra-fast serve`"."""
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,5 @@
-"""The aiohttp server behind ``sutra-fast serve`` (see docs/readme_server.md).
+"""The aiohttp server behind ``sutra-fast serve`` (see README.md, section
+"HTTP server: `sutra-fast serve`").
 
 Imports lazily, so that ``sutra_fast.server.config`` (used to build the CLI)
 works without the ``server`` extra installed.

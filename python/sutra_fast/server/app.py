@@ -19,6 +19,7 @@ from sutra_fast.server.metrics import Metrics
 from sutra_fast.server.middleware import auth, errors, request_context, stamp_request_id
 from sutra_fast.server.models import Models
 from sutra_fast.server.runner import Limiter
+from sutra_fast.server.shutdown import Drain
 
 log = logging.getLogger("sutra_fast.server")
 
@@ -42,6 +43,7 @@ def create_app(config: Optional[ServerConfig] = None, *, embedder=None,
     app[K.CACHE] = VectorCache(config.embed_cache_size)
     app[K.LIMITER] = Limiter(config.max_concurrent_generations, config.retry_after,
                              app[K.METRICS])
+    app[K.DRAIN] = Drain()
     app[K.STARTED] = time.monotonic()
     app[K.STARTED_WALL] = time.time()
     app.add_routes(routes_ops.routes)
@@ -49,6 +51,7 @@ def create_app(config: Optional[ServerConfig] = None, *, embedder=None,
     app.add_routes(routes_generate.routes)
     app.on_response_prepare.append(stamp_request_id)
     app.on_startup.append(_startup)
+    app.on_shutdown.append(_shutdown)
     app.on_cleanup.append(_cleanup)
     return app
 
@@ -69,6 +72,11 @@ async def _startup(app: web.Application) -> None:
     app[K.LOAD_TASK] = asyncio.get_running_loop().create_task(app[K.MODELS].load())
 
 
+async def _shutdown(app: web.Application) -> None:
+    """The listener is closed: in-flight requests get --shutdown-timeout seconds."""
+    await app[K.DRAIN].shutdown(app[K.CONFIG].shutdown_timeout)
+
+
 async def _cleanup(app: web.Application) -> None:
     """After in-flight requests are done: drain the batcher, stop the threads."""
     task = app.get(K.LOAD_TASK)
@@ -77,3 +85,4 @@ async def _cleanup(app: web.Application) -> None:
     await app[K.BATCHER].stop()
     app[K.EMBED_EXECUTOR].shutdown(wait=True)
     app[K.GEN_EXECUTOR].shutdown(wait=True)
+    app[K.DRAIN].done()

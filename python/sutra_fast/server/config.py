@@ -6,6 +6,7 @@ table both argparse and the docs are built from.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from dataclasses import dataclass, fields
 from typing import Optional
@@ -66,13 +67,15 @@ OPTIONS = [
      "per-text LRU cache entries (0 = off)"),
     ("max_concurrent_generations", "--max-concurrent-generations", int, 2,
      "generations running at once (429 above)"),
-    ("default_max_tokens", "--default-max-tokens", int, 256,
-     "max_tokens when a generation request gives none"),
+    ("default_max_tokens", "--default-max-tokens", int, None,
+     "max_tokens when a generation request gives none (default: 256, or --max-tokens-limit "
+     "when lower)"),
     ("max_tokens_limit", "--max-tokens-limit", int, 4096, "largest max_tokens accepted (422 above)"),
     ("max_prompt_tokens", "--max-prompt-tokens", int, 16384, "longest prompt in tokens (413 above)"),
     ("retry_after", "--retry-after", int, 1, "Retry-After seconds sent with 429/503"),
     ("shutdown_timeout", "--shutdown-timeout", float, 30.0,
-     "seconds to finish in-flight requests on SIGTERM/SIGINT"),
+     "seconds in-flight requests get on SIGTERM/SIGINT; generations still running then "
+     "are cancelled"),
     ("log_level", "--log-level", str, "info", "debug, info, warning or error"),
 ]
 
@@ -102,37 +105,60 @@ class ServerConfig:
     max_queue: int = 4096
     embed_cache_size: int = 10000
     max_concurrent_generations: int = 2
-    default_max_tokens: int = 256
+    default_max_tokens: Optional[int] = None  # None: 256, or max_tokens_limit when lower
     max_tokens_limit: int = 4096
     max_prompt_tokens: int = 16384
     retry_after: int = 1
     shutdown_timeout: float = 30.0
     log_level: str = "info"
 
+    def __post_init__(self):
+        if self.default_max_tokens is None:
+            self.default_max_tokens = min(256, self.max_tokens_limit)
+
     def check(self) -> "ServerConfig":
-        """Raise ValueError naming the first setting out of range."""
-        positive = ["max_body_bytes", "max_texts", "batch_max_texts", "batch_max_tokens",
-                    "max_queue", "max_concurrent_generations", "max_tokens_limit",
-                    "max_prompt_tokens"]
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("port", "embed_cache_size", "rwkv_prompt_cache", "retry_after", "default_max_tokens"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.batch_wait_ms < 0 or self.shutdown_timeout < 0:
-            raise ValueError("batch_wait_ms and shutdown_timeout must be >= 0")
+        """Raise ValueError naming the first setting out of range by its flag and env var."""
+        from sutra_fast import _core
+        from sutra_fast.embedder import MAX_THREADS as MAX_EMBED_THREADS
+
+        def bad(field: str, rule: str):
+            return ValueError(f"{_FLAGS[field]} (env {env_name(field)}) {rule}, "
+                              f"got {getattr(self, field)!r}")
+
+        ranges = {"port": (0, 65535), "threads": (1, _core.MAX_NUM_THREADS),
+                  "embed_threads": (1, MAX_EMBED_THREADS)}
+        for name in ("max_body_bytes", "max_texts", "batch_max_texts", "batch_max_tokens",
+                     "max_queue", "max_concurrent_generations", "max_tokens_limit",
+                     "max_prompt_tokens"):
+            ranges[name] = (1, None)
+        for name in ("embed_cache_size", "rwkv_prompt_cache", "retry_after",
+                     "default_max_tokens", "batch_wait_ms", "shutdown_timeout"):
+            ranges[name] = (0, None)
+        for name, (lo, hi) in ranges.items():
+            value = getattr(self, name)
+            if value is None and name in ("threads", "embed_threads"):
+                continue  # unset: the library's choice
+            finite = not isinstance(value, float) or math.isfinite(value)
+            if not (finite and value >= lo and (hi is None or value <= hi)):
+                kind = "a finite number " if isinstance(value, float) else ""
+                raise bad(name, f"must be {kind}from {lo} to {hi}" if hi is not None
+                          else f"must be {kind}>= {lo}")
+        if self.default_max_tokens > self.max_tokens_limit:
+            raise bad("default_max_tokens", f"must be <= --max-tokens-limit "
+                                            f"({self.max_tokens_limit}): lower it or raise "
+                                            f"the limit")
         if self.max_input_tokens is not None and self.max_input_tokens < 2:
-            raise ValueError("max_input_tokens must be >= 2 (room for [CLS] and [SEP])")
+            raise bad("max_input_tokens", "must be >= 2 (room for [CLS] and [SEP])")
         if self.rwkv_dtype not in ("fp32", "bf16", "int8"):
-            raise ValueError(f"rwkv_dtype must be fp32, bf16 or int8, got {self.rwkv_dtype!r}")
+            raise bad("rwkv_dtype", "must be fp32, bf16 or int8")
         if self.embed_quantize not in (None, "int8"):
-            raise ValueError(f"embed_quantize must be unset or int8, got {self.embed_quantize!r}")
+            raise bad("embed_quantize", "must be unset or int8")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
-            raise ValueError(f"log_level must be debug, info, warning or error, got {self.log_level!r}")
+            raise bad("log_level", "must be debug, info, warning or error")
         return self
 
 
+_FLAGS = {field: flag for field, flag, *_ in OPTIONS}
 _METAVAR = {_bool: "BOOL", int: "N", float: "X", str: "VALUE", _opt_str: "VALUE"}
 
 

@@ -40,7 +40,8 @@ async def request_context(request: web.Request, handler):
     request[K.REQUEST_ID] = rid if _RID.match(rid) else uuid.uuid4().hex
     status = 500
     try:
-        resp = await handler(request)
+        with request.app[K.DRAIN].request():
+            resp = await handler(request)
         status = resp.status
         return resp
     except asyncio.CancelledError:

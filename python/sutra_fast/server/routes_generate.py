@@ -122,6 +122,7 @@ def _start(request: web.Request, ids: list, sampling: dict) -> Generation:
     except BaseException:
         app[K.LIMITER].release()
         raise
+    app[K.DRAIN].generations.add(g)  # cancelled at the shutdown deadline
     return g
 
 
@@ -132,6 +133,7 @@ async def _finish(request: web.Request, g: Generation) -> None:
             g.cancel()
             await g.wait_closed()
     finally:
+        request.app[K.DRAIN].generations.discard(g)
         request.app[K.LIMITER].release()
 
 
@@ -145,7 +147,9 @@ def _usage(r) -> dict:
 
 
 def _finish_reason(r) -> str:
-    return "length" if r.finish_reason == "length" else "stop"
+    # "cancelled" (the shutdown deadline) is reported as "length": the text was cut
+    # short, a value every OpenAI client knows.
+    return "length" if r.finish_reason in ("length", "cancelled") else "stop"
 
 
 async def _sse(request: web.Request) -> web.StreamResponse:

@@ -8,9 +8,11 @@ from aiohttp import web
 
 from sutra_fast.server.app import create_app
 from sutra_fast.server.config import ServerConfig
+from sutra_fast.server.shutdown import GRACE
 
 
 def serve(config: ServerConfig) -> int:
+    config.check()  # before anything loads
     logging.basicConfig(level=config.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if config.threads is not None:
@@ -18,11 +20,12 @@ def serve(config: ServerConfig) -> int:
 
         sf.set_num_threads(config.threads)
     app = create_app(config)
-    # run_app turns SIGTERM/SIGINT into a graceful exit: the listener closes,
-    # handlers get shutdown_timeout seconds to finish, then on_cleanup runs.
+    # run_app turns SIGTERM/SIGINT into a graceful exit: the listener closes, the
+    # app's on_shutdown gives in-flight requests config.shutdown_timeout seconds
+    # (shutdown.py), aiohttp then GRACE for what is left, then on_cleanup runs.
     try:
         web.run_app(app, host=config.host, port=config.port,
-                    shutdown_timeout=config.shutdown_timeout, handler_cancellation=True,
+                    shutdown_timeout=GRACE, handler_cancellation=True,
                     access_log=None,
                     print=lambda msg: print(f"sutra-fast serve: {msg.strip()}", file=sys.stderr,
                                             flush=True))

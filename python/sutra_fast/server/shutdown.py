@@ -1,0 +1,64 @@
+"""Graceful shutdown, bounded by ``--shutdown-timeout``.
+
+aiohttp's own wait is per connection and doubles (it waits the timeout, cancels
+the handler, then waits the timeout again), and cancelling a streaming handler
+cuts its stream without an end. So the app waits itself, in ``on_shutdown``
+(the listener is closed by then): in-flight requests get the timeout to finish;
+at the deadline the generations still running are cancelled through the same
+path as a client that leaves, so their streams end as usual (a final chunk and
+``[DONE]``, or the final NDJSON line). aiohttp then gets :data:`GRACE` seconds
+for what is left (writing those last bytes).
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+log = logging.getLogger("sutra_fast.server")
+
+GRACE = 1.0  # seconds aiohttp waits (twice) after the app's own wait; see run.py
+
+
+class Drain:
+    """Requests in flight and generations running, for a bounded shutdown."""
+
+    def __init__(self):
+        self.requests = 0
+        self.generations: set = set()  # runner.Generation objects, added by the routes
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._t0 = None
+        self._cancelled = 0
+
+    @contextlib.contextmanager
+    def request(self):
+        self.requests += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self.requests -= 1
+            if not self.requests:
+                self._idle.set()
+
+    async def shutdown(self, timeout: float) -> None:
+        """Wait up to ``timeout`` s for in-flight requests, then cancel generations."""
+        self._t0 = time.monotonic()
+        log.info("shutting down: %d request(s) in flight (%d generating); they get up to "
+                 "%g s (--shutdown-timeout)", self.requests, len(self.generations), timeout)
+        if not self.requests:
+            return
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except asyncio.TimeoutError:
+            running = list(self.generations)
+            self._cancelled = len(running)
+            for g in running:
+                g.cancel()  # the stream ends before its next token; the route sends its end
+
+    def done(self) -> None:
+        if self._t0 is not None:
+            log.info("shutdown complete in %.1f s (%d generation(s) cancelled at the deadline)",
+                     time.monotonic() - self._t0, self._cancelled)
