@@ -80,15 +80,23 @@ def run(args: argparse.Namespace) -> int:
         stream = gen.chat([{"role": "user", "content": prompt}], stream=True, **options)
     else:
         stream = gen.stream(prompt, **options)
+    interrupted = False
     with stream:
-        for piece in stream:
-            sys.stdout.write(piece)
-            sys.stdout.flush()
+        try:
+            for piece in stream:
+                sys.stdout.write(piece)
+                sys.stdout.flush()
+        except KeyboardInterrupt:  # Ctrl-C: still report what was generated (cli.main says the rest)
+            interrupted = True
     sys.stdout.write("\n")
     r = stream.result
-    t = r.timing
-    rate = f"{t['tokens_per_s']:.1f} tok/s" if t["tokens_per_s"] else "n/a tok/s"
-    print(f"[{r.usage['prompt_tokens']} prompt + {r.usage['completion_tokens']} generated tokens; "
-          f"prefill {t['prefill_s'] * 1e3:.0f} ms; {rate}; finish: {r.finish_reason}]",
-          file=sys.stderr)
+    if r is not None:
+        t = r.timing
+        rate = f"{t['tokens_per_s']:.1f} tok/s" if t["tokens_per_s"] else "n/a tok/s"
+        finish = "interrupted" if interrupted else r.finish_reason
+        print(f"[{r.usage['prompt_tokens']} prompt + {r.usage['completion_tokens']} generated "
+              f"tokens; prefill {t['prefill_s'] * 1e3:.0f} ms; {rate}; finish: {finish}]",
+              file=sys.stderr)
+    if interrupted:
+        raise KeyboardInterrupt
     return 0
