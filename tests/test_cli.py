@@ -135,6 +135,37 @@ def test_closed_stdin_is_a_one_line_error(converted):
                            "one per line on stdin\n")
 
 
+@pytest.mark.parametrize("argv,hint", [
+    (["embed", "--model", "{model}"], "sutra-fast embed: reading texts from stdin"),
+    (["generate", "--model", "{ckpt}", "--max-tokens", "2", "-"],
+     "sutra-fast generate: type the prompt, then Ctrl-D"),
+])
+def test_a_terminal_on_stdin_is_told_what_to_type(converted, tmp_path, argv, hint):
+    """A bare command reading a terminal used to wait without a word."""
+    import pty
+
+    from rwkv_checkpoints import WORLD_TINY, make_checkpoint
+
+    ckpt = make_checkpoint(tmp_path, WORLD_TINY, fmt="safetensors") if "{ckpt}" in argv else ""
+    argv = [a.format(model=converted, ckpt=ckpt) for a in argv]
+    leader, terminal = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "sutra_fast", *argv], stdin=terminal,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=dict(os.environ, PYTHONPATH=PYTHON_DIR))
+    os.close(terminal)
+    try:
+        assert hint.encode() in _read_until(proc.stderr, b"\n", timeout=30)   # before any input
+        os.write(leader, b"hello\n\x04")                            # a line, then Ctrl-D
+        out, err = proc.communicate(timeout=120)
+    finally:
+        os.close(leader)
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()   # closes the pipes
+    assert proc.returncode == 0, err.decode()
+    assert out.strip()
+
+
 def test_stdin_that_is_not_utf8_is_a_one_line_error(converted, monkeypatch, capsys):
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"ok\ncaf\xe9\n")))
     assert cli.main(["embed", "--model", str(converted)]) == 2

@@ -103,6 +103,9 @@ def _stdin_lines() -> Iterator[str]:
     its line break); RuntimeError for a closed stdin or a line that is not UTF-8."""
     if sys.stdin is None:
         raise RuntimeError("stdin is closed; pass the texts as arguments or one per line on stdin")
+    if sys.stdin.isatty():  # a bare `sutra-fast embed` in a terminal would wait silently
+        print("sutra-fast embed: reading texts from stdin, one per line; end with Ctrl-D "
+              "(or pass them as arguments)", file=sys.stderr, flush=True)
     raw = getattr(sys.stdin, "buffer", None)
     if raw is None:  # a text stream put in place of sys.stdin
         return (line.rstrip("\r\n") for line in sys.stdin)

@@ -39,6 +39,8 @@ def _read_prompt(arg: str) -> str:
         if sys.stdin is None:
             raise RuntimeError("stdin is closed; pass the prompt as an argument")
         source = "the prompt on stdin"
+        if sys.stdin.isatty():  # a bare `generate -` in a terminal would wait silently
+            print("sutra-fast generate: type the prompt, then Ctrl-D", file=sys.stderr, flush=True)
         raw = getattr(sys.stdin, "buffer", None)
         try:
             text = raw.read().decode("utf-8") if raw is not None else sys.stdin.read()
