@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import re
+import sys
 import threading
 
 import aiohttp
@@ -264,3 +265,113 @@ def test_shutdown_deadline_answers_a_non_streamed_generation_with_its_text_so_fa
     assert body["choices"][0]["message"]["content"] and body["usage"]["completion_tokens"] > 0
     assert "shutting down: 1 request(s) in flight (1 generating)" in caplog.text
     assert "(1 generation(s) cancelled at the deadline)" in caplog.text
+
+
+# --- operations: API key hygiene, open-file limit, accept-error flood, banner, bind errors
+
+
+def test_api_key_is_stripped_and_blank_means_no_auth(caplog):
+    """A key made with echo ends in a newline; the client's header is stripped, so
+    the configured key must be too, or every request is a 401."""
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    cfg = from_args(parser.parse_args([]), environ={"SUTRA_API_KEY": "s3cret\n"})
+    assert cfg.api_key == "s3cret"
+    assert ServerConfig(api_key=" \t\n").api_key is None
+
+    async def go(client):
+        resp = await client.get("/v1/models", headers={"Authorization": "Bearer s3cret"})
+        return resp.status
+    with caplog.at_level(logging.INFO, logger="sutra_fast.server"):
+        assert run(go, ServerConfig(api_key="s3cret\n", embeddings=False)) == 200
+        run(go, ServerConfig(api_key="  ", embeddings=False))
+    lines = [r.getMessage() for r in caplog.records if "API-key auth" in r.getMessage()]
+    assert lines[0] == "API-key auth: on" and lines[1].startswith("API-key auth: off"), lines
+    assert "s3cret" not in caplog.text
+
+
+def _accept_record() -> logging.LogRecord:
+    try:
+        raise OSError(24, "Too many open files")
+    except OSError:
+        exc_info = sys.exc_info()
+    msg = "socket.accept() out of system resource\nsocket: <socket fd=5>"
+    return logging.LogRecord("asyncio", logging.ERROR, __file__, 1, msg, (), exc_info)
+
+
+def test_accept_error_filter_lets_one_through_per_window():
+    from sutra_fast.server.ops import AcceptErrorFilter
+
+    now = [100.0]
+    f = AcceptErrorFilter(window=10.0, clock=lambda: now[0])
+    first = _accept_record()
+    passed = [r for r in [first] + [_accept_record() for _ in range(99)] if f.filter(r)]
+    assert passed == [first] and first.exc_info is not None  # the first keeps its traceback
+    assert "ulimit -n" in first.getMessage() and "LimitNOFILE" in first.getMessage()
+    now[0] += 10.0
+    later = _accept_record()
+    assert f.filter(later)
+    assert "99 more suppressed" in later.getMessage() and later.exc_info is None
+    other = logging.LogRecord("asyncio", logging.ERROR, __file__, 1, "something else", (), None)
+    assert f.filter(other)  # other asyncio errors are not touched
+
+
+def test_raise_nofile_limit(monkeypatch):
+    from sutra_fast.server.ops import raise_nofile_limit
+
+    import resource
+
+    limits = {"now": (64, 4096)}
+    monkeypatch.setattr(resource, "getrlimit", lambda which: limits["now"])
+    monkeypatch.setattr(resource, "setrlimit", lambda which, v: limits.update(now=v))
+    assert raise_nofile_limit() == 4096 and limits["now"] == (4096, 4096)
+
+    def refuse(which, v):
+        raise ValueError("not allowed")
+    limits["now"] = (64, 4096)
+    monkeypatch.setattr(resource, "setrlimit", refuse)
+    assert raise_nofile_limit() == 64  # never fails, reports the limit in force
+
+
+def test_banner_never_raises(monkeypatch):
+    from sutra_fast.server.ops import banner
+
+    class Full:
+        def write(self, s):
+            raise OSError(28, "No space left on device")
+
+        def flush(self):
+            raise OSError(28, "No space left on device")
+    monkeypatch.setattr("sys.stderr", Full())
+    banner("======== Running on http://127.0.0.1:8000 ========")
+
+
+@pytest.mark.parametrize("error, translated", [
+    (OSError(98, "Address already in use"), True),
+    (OSError(28, "No space left on device"), False),  # e.g. from writing to stderr
+])
+def test_serve_startup_and_bind_errors(monkeypatch, error, translated):
+    """serve raises the open-file limit, filters the accept-error flood, handles
+    SIGHUP, and names --port only for errors from binding."""
+    from aiohttp import web
+    from sutra_fast.server import ops, run as run_mod
+
+    raised, seen = [], {}
+    monkeypatch.setattr(ops, "raise_nofile_limit", lambda: raised.append(1) or 1024)
+    monkeypatch.setattr(logging.getLogger("asyncio"), "filters", [])
+
+    def fake_run_app(app, **kw):
+        seen["app"], seen["print"] = app, kw["print"]
+        raise error
+    monkeypatch.setattr(web, "run_app", fake_run_app)
+    cfg = ServerConfig(embeddings=False, port=8123)
+    if translated:
+        with pytest.raises(RuntimeError, match="cannot listen on 127.0.0.1:8123"):
+            run_mod.serve(cfg)
+    else:
+        with pytest.raises(OSError) as info:
+            run_mod.serve(cfg)
+        assert info.value is error
+    assert raised == [1]
+    assert any(isinstance(f, ops.AcceptErrorFilter) for f in logging.getLogger("asyncio").filters)
+    assert ops.handle_sighup in seen["app"].on_startup and seen["print"] is ops.banner

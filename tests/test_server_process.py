@@ -214,3 +214,52 @@ def test_port_in_use_is_a_one_line_error(tmp_path):
     assert out.returncode == 2, out.stderr
     assert "Traceback" not in out.stderr
     assert f"cannot listen on 127.0.0.1:{port}" in out.stderr and "--port" in out.stderr
+
+
+def test_sighup_is_a_graceful_shutdown(tmp_path, world_ckpt):
+    """SIGHUP (a closed terminal or session) shuts down like SIGTERM: the stream
+    in flight finishes and the process exits 0 (by default it died at once, 129)."""
+    port, log = _free_port(), tmp_path / "server.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sutra_fast", "serve", "--port", str(port), "--embeddings", "0",
+             "--rwkv-model", str(world_ckpt)],
+            env=_server_env(), stdout=out, stderr=subprocess.STDOUT)
+    try:
+        _wait_healthy(proc, port, log)
+        conn, resp = _request(port, "POST", "/v1/completions", {
+            "prompt": "Hi", "max_tokens": 2000, "temperature": 0, "stream": True})
+        assert resp.status == 200 and resp.readline().startswith(b"data: ")
+        proc.send_signal(signal.SIGHUP)  # while the generation is running
+        rest = resp.read().decode()
+        conn.close()
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    output = log.read_text()
+    events = [ln[6:] for ln in rest.splitlines() if ln.startswith("data: ")]
+    assert events[-1] == "[DONE]", output
+    assert json.loads(events[-2])["choices"][0]["finish_reason"] in ("length", "stop")
+    assert "shutdown complete" in output and "Traceback" not in output, output
+
+
+def test_full_stderr_does_not_stop_the_server(tmp_path):
+    """With stderr on a full disk the startup banner cannot be written: the server
+    still starts (it used to exit 1 with a false "cannot listen" error)."""
+    port = _free_port()
+    with open("/dev/full", "w") as full:
+        proc = subprocess.Popen([sys.executable, "-m", "sutra_fast", "serve", "--port", str(port),
+                                 "--embeddings", "0"], env=_server_env(), stdout=full,
+                                stderr=full)
+    try:
+        note = tmp_path / "note.log"
+        note.write_text("(stderr went to /dev/full)")
+        _wait_healthy(proc, port, note)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -58,6 +58,7 @@ def create_app(config: Optional[ServerConfig] = None, *, embedder=None,
 
 async def _startup(app: web.Application) -> None:
     cfg = app[K.CONFIG]
+    log.info("API-key auth: %s", "on" if cfg.api_key else "off (no --api-key / SUTRA_API_KEY)")
     # One ONNX Runtime call at a time (it is multi-threaded itself); generations
     # each get a thread up to the concurrency limit.
     app[K.EMBED_EXECUTOR] = ThreadPoolExecutor(1, thread_name_prefix="sutra-embed")

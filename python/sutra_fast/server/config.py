@@ -30,7 +30,8 @@ def _opt_str(value: str) -> Optional[str]:
 
 # (field, flag, type, default, help). The env var is SUTRA_<FIELD upper>.
 OPTIONS = [
-    ("host", "--host", str, "127.0.0.1", "address to listen on"),
+    ("host", "--host", str, "127.0.0.1",
+     "address to listen on (one; 0.0.0.0 = all IPv4, :: = all IPv6 only)"),
     ("port", "--port", int, 8000, "TCP port (0 = any free port)"),
     ("embed_model", "--embed-model", _opt_str, None,
      "embedding model folder (default: the embedded all-MiniLM-L6-v2)"),
@@ -74,7 +75,7 @@ OPTIONS = [
     ("max_prompt_tokens", "--max-prompt-tokens", int, 16384, "longest prompt in tokens (413 above)"),
     ("retry_after", "--retry-after", int, 1, "Retry-After seconds sent with 429/503"),
     ("shutdown_timeout", "--shutdown-timeout", float, 30.0,
-     "seconds in-flight requests get on SIGTERM/SIGINT; generations still running then "
+     "seconds in-flight requests get on SIGTERM/SIGINT/SIGHUP; generations still running then "
      "are cancelled"),
     ("log_level", "--log-level", str, "info", "debug, info, warning or error"),
 ]
@@ -113,6 +114,10 @@ class ServerConfig:
     log_level: str = "info"
 
     def __post_init__(self):
+        # A key written with echo ends in "\n" and clients' headers are stripped:
+        # strip it too, else every request is a 401. Blank = no auth (logged at startup).
+        if self.api_key is not None:
+            self.api_key = self.api_key.strip() or None
         if self.default_max_tokens is None:
             self.default_max_tokens = min(256, self.max_tokens_limit)
 

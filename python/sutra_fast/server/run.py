@@ -1,4 +1,4 @@
-"""Run the app until SIGTERM/SIGINT: stop accepting, finish in-flight work, exit 0."""
+"""Run the app until SIGTERM/SIGINT/SIGHUP: stop accepting, finish in-flight work, exit 0."""
 from __future__ import annotations
 
 import logging
@@ -6,9 +6,12 @@ import sys
 
 from aiohttp import web
 
+from sutra_fast.server import ops
 from sutra_fast.server.app import create_app
 from sutra_fast.server.config import ServerConfig
 from sutra_fast.server.shutdown import GRACE
+
+log = logging.getLogger("sutra_fast.server")
 
 
 def serve(config: ServerConfig) -> int:
@@ -19,17 +22,22 @@ def serve(config: ServerConfig) -> int:
         import sutra_fast as sf
 
         sf.set_num_threads(config.threads)
+    limit = ops.raise_nofile_limit()
+    log.info("open-file limit: %s (one per connection)", limit or "unknown")
+    logging.getLogger("asyncio").addFilter(ops.AcceptErrorFilter())
     app = create_app(config)
-    # run_app turns SIGTERM/SIGINT into a graceful exit: the listener closes, the
-    # app's on_shutdown gives in-flight requests config.shutdown_timeout seconds
-    # (shutdown.py), aiohttp then GRACE for what is left, then on_cleanup runs.
+    app.on_startup.append(ops.handle_sighup)
+    # run_app turns SIGTERM/SIGINT (ops.handle_sighup: SIGHUP too) into a graceful
+    # exit: the listener closes, the app's on_shutdown gives in-flight requests
+    # config.shutdown_timeout seconds (shutdown.py), aiohttp then GRACE for what is
+    # left, then on_cleanup runs.
     try:
         web.run_app(app, host=config.host, port=config.port,
                     shutdown_timeout=GRACE, handler_cancellation=True,
-                    access_log=None,
-                    print=lambda msg: print(f"sutra-fast serve: {msg.strip()}", file=sys.stderr,
-                                            flush=True))
-    except OSError as e:  # bind: port in use, no permission, unknown host
+                    access_log=None, print=ops.banner)
+    except OSError as e:
+        if not ops.is_bind_error(e):  # only port in use, no permission, unknown host
+            raise
         raise RuntimeError(f"cannot listen on {config.host}:{config.port}: "
                            f"{e.strerror or e}; choose another --port / --host") from None
     return 0
