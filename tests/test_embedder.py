@@ -304,6 +304,30 @@ def test_unwriteable_cache_for_a_hf_folder_says_what_to_do(tmp_path, monkeypatch
         Embedder.load(source_dir)
 
 
+@pytest.mark.parametrize("where", ["cache", "parent", "root"])
+def test_uncreatable_cache_folder_or_parent_says_what_to_do(tmp_path, monkeypatch, where):
+    # As a non-root user: HOME unset -> /nonexistent, or SUTRA_CACHE_DIR=/opt/sutra_cache.
+    cache = tmp_path / "nonexistent" / "cache"
+    denied = {"cache": cache, "parent": cache.parent, "root": Path("/")}[where]
+    monkeypatch.setenv("SUTRA_CACHE_DIR", str(cache))
+
+    def mkdir(self, *a, **k):
+        raise PermissionError(13, "Permission denied", str(denied))
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    with pytest.raises(RuntimeError, match=r"cannot write to the model cache .*nonexistent/cache/"
+                                           r"models .*Permission denied.*set SUTRA_CACHE_DIR to "
+                                           r"a writeable folder"):
+        Embedder.load()
+
+
+def test_errors_about_other_files_are_not_reworded(tmp_path):
+    models = tmp_path / "cache" / "models"
+    for other in (tmp_path / "source" / "model.safetensors", tmp_path / "cache-other"):
+        with pytest.raises(PermissionError):
+            with default_model.cache_errors(models):
+                raise PermissionError(13, "Permission denied", str(other))
+
+
 @pytest.mark.parametrize("path", [None, "source"])
 def test_full_disk_during_conversion_names_the_cache_and_the_space(tmp_path, monkeypatch,
                                                                    source_dir, path):
@@ -327,14 +351,18 @@ def test_default_model_first_use_and_reuse(tmp_path, monkeypatch, capsys, vecs, 
     monkeypatch.setenv("SUTRA_CACHE_DIR", str(tmp_path / "cache"))
     models = tmp_path / "cache" / "models"
     # what processes killed half-way through a first use leave behind
-    for leftover in (".all-MiniLM-L6-v2.tmp-dead", ".download-old", ".download-running"):
+    # (a download is this name's: removed under its lock however fresh, not the int8 one's)
+    running = [".all-MiniLM-L6-v2-int8r2.download-running", ".download-running"]
+    for leftover in (".all-MiniLM-L6-v2.tmp-dead", ".all-MiniLM-L6-v2.download-killed",
+                     ".download-old", *running):
         (models / leftover).mkdir(parents=True)
         (models / leftover / "model.safetensors").write_bytes(b"x" * 1000)
-    os.utime(models / ".download-old", (time.time() - 7200,) * 2)
+    os.utime(models / ".download-old", (time.time() - 7200,) * 2)   # an older version's
     e = Embedder.load()
-    assert sorted(p.name for p in models.iterdir() if p.is_dir() and p.name.startswith(".")) == [
-        ".download-running"]   # a fresh download may be another process's, in progress
-    shutil.rmtree(models / ".download-running")
+    assert sorted(p.name for p in models.iterdir() if p.is_dir() and p.name.startswith(".")) == \
+        running   # a fresh download may be another process's, in progress
+    for leftover in running:
+        shutil.rmtree(models / leftover)
     target = tmp_path / "cache" / "models" / "all-MiniLM-L6-v2"
     assert e.folder == target and (target / "model.onnx").is_file()
     assert e.model_id == "sentence-transformers/all-MiniLM-L6-v2"

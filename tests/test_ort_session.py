@@ -190,3 +190,82 @@ def test_two_processes_at_once(cache, converted, some_texts, monkeypatch):
     assert len(copies) == 1 and (copies[0] / "prepared.json").is_file()
     again = _embed(converted, some_texts[:5], monkeypatch, prepack=True)
     np.testing.assert_array_equal(again, plain)
+
+
+def test_copy_gets_the_umask_modes_like_the_models(cache, monkeypatch, converted):
+    # A cache built as root in an image and served as another user: the copy must be
+    # readable by that user, as models/* are (mkdtemp alone would make it 0700).
+    old = os.umask(0o022)
+    try:
+        _embed(converted, ["x"], monkeypatch, prepack=True)
+    finally:
+        os.umask(old)
+    (copy,) = _copies(cache)
+    assert oct(copy.stat().st_mode & 0o777) == oct(0o755)
+    for f in copy.iterdir():
+        assert f.stat().st_mode & 0o044 == 0o044, f   # readable by group and others
+
+
+def test_copy_not_written_or_read_says_why_in_the_log(cache, monkeypatch, converted, caplog):
+    import logging
+    import tempfile
+
+    def no_temp_dir(*a, **k):
+        raise PermissionError(13, "Permission denied", str(cache / ".tmp-x"))
+
+    with monkeypatch.context() as m, caplog.at_level(logging.INFO, logger="sutra_fast"):
+        m.setattr(tempfile, "mkdtemp", no_temp_dir)
+        _embed(converted, ["x"], monkeypatch, prepack=True)
+    assert _copies(cache) == []
+    (record,) = caplog.records
+    assert "cannot write one for" in record.getMessage()
+    assert "Permission denied" in record.getMessage()
+
+    _embed(converted, ["x"], monkeypatch, prepack=True)     # a copy
+    (copy,) = _copies(cache)
+    real_open = open
+
+    def unreadable(path, *a, **k):
+        if Path(path) == copy / "prepared.json":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *a, **k)
+
+    monkeypatch.setattr("builtins.open", unreadable)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="sutra_fast"):
+        assert ort_session._read_key(copy) is None
+    assert f"cannot read {copy / 'prepared.json'}" in caplog.text
+
+
+@pytest.mark.parametrize("value, on", [("", True), ("1", True), ("TRUE", True), (" yes ", True),
+                                       ("on", True), ("0", False), ("False", False),
+                                       ("NO", False), ("off", False)])
+def test_switch_values(monkeypatch, value, on):
+    monkeypatch.setenv(ort_session.ENV_SWITCH, value)
+    assert ort_session.enabled() is on
+
+
+@pytest.mark.parametrize("value", ["disabled", "nope", "2"])
+def test_bad_switch_value_warns_and_keeps_the_default(monkeypatch, value):
+    monkeypatch.setenv(ort_session.ENV_SWITCH, value)
+    with pytest.warns(RuntimeWarning, match=f"SUTRA_PREPACK_CACHE='{value}'.*ignored"):
+        assert ort_session.enabled() is True
+
+
+@pytest.mark.parametrize("prepack", [False, True])
+def test_path_with_surrogate_escapes_loads(cache, monkeypatch, converted, tmp_path, prepack):
+    # Under LC_ALL=C a non-ASCII folder name (here "ün") is a str with surrogate
+    # escapes, which ORT's binding rejects; it names the same bytes as the UTF-8 str.
+    import onnxruntime as ort
+    folder = tmp_path / "\u00fcn"
+    folder.mkdir()
+    for f in Path(converted).iterdir():
+        if f.is_file():
+            (folder / f.name).symlink_to(f)
+    escaped = Path(str(tmp_path) + "/" + "\u00fcn".encode().decode("ascii", "surrogateescape"))
+    assert "\udcc3" in str(escaped) and os.fsencode(escaped) == os.fsencode(folder)
+    monkeypatch.setenv(ort_session.ENV_SWITCH, "1" if prepack else "0")
+    for _ in range(2):   # with prepack: writes the copy, then loads it
+        session = ort_session.create_session(escaped / "model.onnx", ort.SessionOptions)
+        assert session.get_inputs()
+    assert len(_copies(cache)) == (1 if prepack else 0)

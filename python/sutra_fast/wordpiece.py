@@ -97,16 +97,19 @@ class WordPieceTokenizer:
         resolved = _resolve(path)
         with open(resolved, "rb") as f:
             data = f.read()
+        # The name for messages: a path undecodable in the locale (surrogate escapes,
+        # e.g. LC_ALL=C) has no UTF-8 form for the compiled side, so its bytes are shown.
+        shown = os.fsencode(resolved).decode("utf-8", "backslashreplace")
         if _is_json(resolved, data):
             if options:
                 raise TypeError(
                     f"options {sorted(options)} apply to vocab.txt files only; "
                     f"{resolved} carries its own settings")
             try:
-                compiled = _core.WordPieceTokenizer.from_json_bytes(data, resolved)
+                compiled = _core.WordPieceTokenizer.from_json_bytes(data, shown)
             except ValueError as e:  # name the file in every message
                 msg = str(e)
-                raise ValueError(msg if resolved in msg else f"{resolved}: {msg}") from None
+                raise ValueError(msg if shown in msg else f"{shown}: {msg}") from None
             return cls(compiled, resolved)
         unknown = set(options) - set(_VOCAB_OPTIONS)
         if unknown:
@@ -124,7 +127,7 @@ class WordPieceTokenizer:
                     "pad_token", "mask_token"):
             if not isinstance(opts[key], str):
                 raise TypeError(f"{key} must be a str, got {type(opts[key]).__name__}")
-        return cls(_core.WordPieceTokenizer.from_vocab_bytes(data, resolved, **opts), resolved)
+        return cls(_core.WordPieceTokenizer.from_vocab_bytes(data, shown, **opts), resolved)
 
     def encode(self, text: str) -> list[int]:
         """Token ids of one text, with the special tokens, without truncation."""
