@@ -172,6 +172,9 @@ def test_config_flags_env_and_defaults():
     assert cfg.host == "127.0.0.1" and cfg.rwkv_model is None  # defaults
     with pytest.raises(ValueError, match="SUTRA_PORT"):
         from_args(p.parse_args([]), {"SUTRA_PORT": "eighty"})
+    # the choices are case-insensitive, as --log-level is
+    upper = from_args(p.parse_args(["--rwkv-dtype", "BF16"]), {"SUTRA_EMBED_QUANTIZE": "INT8"})
+    assert (upper.rwkv_dtype, upper.embed_quantize) == ("bf16", "int8")
     # an empty variable is unset: defaults, not False / an int() error
     empty = from_args(p.parse_args([]), {"SUTRA_MICRO_BATCHING": "", "SUTRA_EMBEDDINGS": " ",
                                          "SUTRA_PORT": "", "SUTRA_API_KEY": ""})

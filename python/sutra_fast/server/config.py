@@ -120,6 +120,11 @@ class ServerConfig:
             self.api_key = self.api_key.strip() or None
         if self.default_max_tokens is None:
             self.default_max_tokens = min(256, self.max_tokens_limit)
+        # choices are case-insensitive, like --log-level (FP32, INT8 from an env file)
+        if isinstance(self.rwkv_dtype, str):
+            self.rwkv_dtype = self.rwkv_dtype.strip().lower()
+        if isinstance(self.embed_quantize, str):
+            self.embed_quantize = self.embed_quantize.strip().lower() or None
 
     def check(self) -> "ServerConfig":
         """Raise ValueError naming the first setting out of range by its flag and env var."""
