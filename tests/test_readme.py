@@ -404,9 +404,10 @@ def test_embeddings_block(readme, converted, sentences, offline_default_model):
 
     np.testing.assert_array_equal(run.value("emb.embed(texts, show_progress=True)"), reference_vecs)
 
-    # int8: "min cosine vs fp32 0.998 measured" (the speed claim is not timed here)
+    # int8: "min cosine vs fp32 >= 0.995" (the bound; the corpus-level 0.998 and the speed
+    # claim are benchmark numbers, not checked on these 24 texts)
     fast = run.ns["fast"]
-    bound = float(re.search(r"min cosine vs fp32 (\d\.\d+)", block.comment("fast = ")).group(1))
+    bound = float(re.search(r"min cosine vs fp32 >= (\d\.\d+)", block.comment("fast = ")).group(1))
     assert fast.quantize == "int8"
     assert min_cosine(fast.embed(sentences), reference_vecs) >= bound
 

@@ -7,59 +7,30 @@ and multiplies the matching weight row by ``s_j``: the product is unchanged,
 but the activation range shrinks. ``max|X_j|`` is measured here by running the
 fp32 graph on calibration text.
 
-Calibration text: sentences from the docstrings of the Python standard
-library's *packages* (asyncio, email, json, unittest, ...; read with ``ast``,
-never imported), which ship with every Python that has its sources. Where the
-sources are absent, random vocabulary tokens stand in (measured: a bit less
-accurate, still within the int8 bound; see the README, "int8").
+Calibration text: ``data/calibration_texts.txt``, 264 texts taken once from
+the docstrings of the Python standard library's *packages* (asyncio, email,
+json, unittest, ...) by ``tools/make_calibration_texts.py``. Shipped as a file
+because the docstrings differ between Python builds, and the int8 graph should
+not. Random vocabulary tokens stand in only when a caller passes no texts at all
+(an empty list).
 """
 from __future__ import annotations
 
-import ast
 import os
 import re
-import sysconfig
 
 import numpy as np
 
 ALPHA = 0.7
-_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
+CALIBRATION_FILE = os.path.join(os.path.dirname(__file__), "data", "calibration_texts.txt")
 
 
-def calibration_texts(n_sentences: int = 256, n_paragraphs: int = 8) -> list[str]:
-    """Real sentences plus a few long paragraphs (so late positions are seen)."""
-    lib = sysconfig.get_paths().get("stdlib", "")
-    sentences: dict[str, None] = {}
-    try:
-        packages = sorted(d for d in os.listdir(lib) if os.path.isfile(os.path.join(lib, d, "__init__.py")))
-    except OSError:
-        packages = []
-    for pkg in packages:
-        root = os.path.join(lib, pkg)
-        for name in sorted(os.listdir(root)):
-            if not name.endswith(".py"):
-                continue
-            try:
-                with open(os.path.join(root, name), encoding="utf-8") as f:
-                    tree = ast.parse(f.read())
-            except (SyntaxError, UnicodeDecodeError, OSError, ValueError):
-                continue
-            for node in ast.walk(tree):
-                if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
-                    doc = ast.get_docstring(node) or ""
-                    for s in _SPLIT.split(re.sub(r"\s+", " ", doc)):
-                        if 20 <= len(s) <= 400:
-                            sentences.setdefault(s.strip(), None)
-            if len(sentences) >= n_sentences + 40 * n_paragraphs:
-                break
-        if len(sentences) >= n_sentences + 40 * n_paragraphs:
-            break
-    sents = list(sentences)
-    if len(sents) < n_sentences:
-        return []
-    paragraphs = [" ".join(sents[n_sentences + 40 * i: n_sentences + 40 * (i + 1)])
-                  for i in range(n_paragraphs)]
-    return sents[:n_sentences] + [p for p in paragraphs if p]
+def calibration_texts() -> list[str]:
+    """The packaged calibration texts (one per line): 256 sentences and 8 long
+    paragraphs (so late positions are seen). A file, not read from the running
+    Python, so that every install converts to the same int8 graph."""
+    with open(CALIBRATION_FILE, encoding="utf-8") as f:
+        return [line.rstrip("\n") for line in f if line.strip()]
 
 
 def _batches_from_texts(tokenizer, texts: list[str], max_length: int, batch_size: int = 32):
@@ -97,7 +68,8 @@ def activation_maxima(calib_model: bytes, tokenizer, vocab_size: int, max_length
         texts = calibration_texts()
     if texts:
         batches, source = _batches_from_texts(tokenizer, texts, max_length), \
-            f"{len(texts)} stdlib docstring texts"
+            f"{len(texts)} texts" + (" (data/calibration_texts.txt, stdlib docstrings)"
+                                    if texts == calibration_texts() else "")
     else:
         batches, source = _random_batches(tokenizer, vocab_size, max_length), "random vocabulary tokens"
     so = ort.SessionOptions()

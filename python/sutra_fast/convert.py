@@ -117,7 +117,7 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, quantize: Optiona
         model_id: recorded in the manifest (default: the source folder's name).
         form: graph form, ``"plain"`` (default, fastest measured) or the
             alternatives kept for benchmarking (``"plain_qkv"``, ``"fused"``).
-        calibration_texts: texts for int8 calibration (default: stdlib docstrings).
+        calibration_texts: texts for int8 calibration (default: the packaged data/calibration_texts.txt).
         overwrite: replace an existing ``dst``.
 
     The folder appears atomically: it is written under a temporary name next
