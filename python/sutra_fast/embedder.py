@@ -56,7 +56,7 @@ def _convert_into_cache(folder: Path, quantize: Optional[str]) -> Path:
     import hashlib
 
     from sutra_fast.convert import convert
-    from sutra_fast.default_model import _file_lock, cache_dir, cache_errors, first_use_notice
+    from sutra_fast.default_model import cache_dir, converting, first_use_notice
 
     def short_hash(text: str) -> str:
         return hashlib.sha256(os.fsencode(text)).hexdigest()[:8]
@@ -70,14 +70,12 @@ def _convert_into_cache(folder: Path, quantize: Optional[str]) -> Path:
     target = models / name
     if (target / MANIFEST).is_file():
         return target
-    with cache_errors(models):
-        models.mkdir(parents=True, exist_ok=True)
-        with _file_lock(models / f".{name}.lock"):
-            if not (target / MANIFEST).is_file():
-                what = f"converting {src} to ONNX{' (int8)' if quantize else ''}"
-                with first_use_notice(what, target):
-                    convert(folder, target, quantize=quantize, overwrite=target.exists())
-            _remove_older_conversions(models, stem, stamps)
+    with converting(name):
+        if not (target / MANIFEST).is_file():
+            what = f"converting {src} to ONNX{' (int8)' if quantize else ''}"
+            with first_use_notice(what, target):
+                convert(folder, target, quantize=quantize, overwrite=target.exists())
+        _remove_older_conversions(models, stem, stamps)
     return target
 
 
