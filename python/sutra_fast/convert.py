@@ -37,7 +37,7 @@ from sutra_fast import onnx_graph, onnx_proto
 from sutra_fast._version import __version__
 from sutra_fast.model_folder import (  # noqa: F401  (re-exported: public names)
     EXTERNAL_DATA, INT8_RECIPE_VERSION, MANIFEST, MANIFEST_FORMAT, POOLING_MODES, QUANTIZE_MODES,
-    read_json as _read_json, sentence_transformers_settings)
+    read_json as _read_json, sentence_transformers_settings, shared_temp_dir)
 from sutra_fast.safetensors_io import SafetensorsFile
 from sutra_fast.wordpiece import WordPieceTokenizer
 
@@ -184,10 +184,7 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, quantize: Optiona
     }
 
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.tmp-", dir=dst.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it 0700
+    tmp = shared_temp_dir(dst.parent, f".{dst.name}.tmp-")
     try:
         (tmp / "model.onnx").write_bytes(model_bytes)
         external.write(tmp / EXTERNAL_DATA)

@@ -26,6 +26,19 @@ def cache_suffix(quantize) -> str:
     return f"-{quantize}r{INT8_RECIPE_VERSION}" if quantize == "int8" else ""
 
 
+def shared_temp_dir(parent: Path, prefix: str) -> Path:
+    """A new folder in ``parent`` with the mode a plain mkdir gives (umask
+    applied): mkdtemp makes it 0700, and a cache built by one user (an image
+    built as root) must stay readable by the user who serves from it."""
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)
+    return tmp
+
+
 def read_json(path: Path):
     """A JSON file of the model folder; damage is a ValueError naming the file."""
     try:

@@ -78,11 +78,10 @@ def create_session(onnx_path: Path, make_options: Callable[[], object]):
             except Exception as e:  # a damaged copy: replaced below
                 _log("%s failed to load (%s); replacing it", copy, e)
                 _remove(copy)
-        import tempfile  # only here: ~3 ms of the cold start otherwise
+        from sutra_fast.model_folder import shared_temp_dir  # tempfile: only here
 
         copy.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=copy.parent))
-        _chmod_umask(tmp)  # mkdtemp makes it 0700: other users could not read the copy
+        tmp = shared_temp_dir(copy.parent, ".tmp-")
     except OSError as e:  # e.g. a read-only cache: no copy
         _log("cannot write one for %s (%s); loading it without", onnx_path, e)
         return plain()
@@ -105,13 +104,6 @@ def _ort_path(path: Path) -> str:
         return os.fsencode(path).decode("utf-8")
     except UnicodeDecodeError:  # bytes that are not UTF-8: ORT cannot open them by name
         return str(path)
-
-
-def _chmod_umask(path: Path) -> None:
-    """The mode a plain mkdir would give (as convert.py does for models/*)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o777 & ~umask)
 
 
 def _saving_options(so, folder: Path):
