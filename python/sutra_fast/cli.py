@@ -89,13 +89,9 @@ def _cmd_embed(args: argparse.Namespace) -> int:
 
 
 def _argument_texts(texts: list[str]) -> Iterator[str]:
-    for i, text in enumerate(texts, 1):
-        try:
-            text.encode("utf-8")  # undecodable argv bytes arrive as lone surrogates
-        except UnicodeEncodeError as e:
-            raise RuntimeError(f"text argument {i} is not valid UTF-8 (undecodable input at "
-                               f"character {e.start}); pass UTF-8 text") from None
-    return iter(texts)
+    from sutra_fast.cli_input import check_utf8
+
+    return iter([check_utf8(text, f"text argument {i}") for i, text in enumerate(texts, 1)])
 
 
 def _stdin_lines() -> Iterator[str]:
@@ -110,15 +106,10 @@ def _stdin_lines() -> Iterator[str]:
     if raw is None:  # a text stream put in place of sys.stdin
         return (line.rstrip("\r\n") for line in sys.stdin)
 
-    def lines():
-        for n, line in enumerate(raw, 1):
-            try:
-                yield line.rstrip(b"\r\n").decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise RuntimeError(f"line {n} of stdin is not valid UTF-8 (byte "
-                                   f"0x{e.object[e.start]:02x} at offset {e.start}); pass UTF-8 "
-                                   "text") from None
-    return lines()
+    from sutra_fast.cli_input import decode_utf8
+
+    return (decode_utf8(line.rstrip(b"\r\n"), f"line {n} of stdin")
+            for n, line in enumerate(raw, 1))
 
 
 def check_output_file(path: str, option: str) -> None:

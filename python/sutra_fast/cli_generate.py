@@ -32,27 +32,18 @@ def add_parser(sub) -> None:
 def _read_prompt(arg: str) -> str:
     """The prompt text: the argument, or stdin for '-'; RuntimeError (one line
     from the CLI) for a closed stdin or input that is not valid UTF-8."""
+    from sutra_fast.cli_input import check_utf8, decode_utf8
+
     if arg != "-":
-        source = "the prompt argument"
-        text = arg  # undecodable argv bytes arrive as lone surrogates (surrogateescape)
-    else:
-        if sys.stdin is None:
-            raise RuntimeError("stdin is closed; pass the prompt as an argument")
-        source = "the prompt on stdin"
-        if sys.stdin.isatty():  # a bare `generate -` in a terminal would wait silently
-            print("sutra-fast generate: type the prompt, then Ctrl-D", file=sys.stderr, flush=True)
-        raw = getattr(sys.stdin, "buffer", None)
-        try:
-            text = raw.read().decode("utf-8") if raw is not None else sys.stdin.read()
-        except UnicodeDecodeError as e:
-            raise RuntimeError(f"{source} is not valid UTF-8 (byte 0x{e.object[e.start]:02x} at "
-                               f"offset {e.start}); pass UTF-8 text") from None
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as e:
-        raise RuntimeError(f"{source} is not valid UTF-8 (undecodable input at character "
-                           f"{e.start}); pass UTF-8 text") from None
-    return text
+        return check_utf8(arg, "the prompt argument")
+    if sys.stdin is None:
+        raise RuntimeError("stdin is closed; pass the prompt as an argument")
+    source = "the prompt on stdin"
+    if sys.stdin.isatty():  # a bare `generate -` in a terminal would wait silently
+        print("sutra-fast generate: type the prompt, then Ctrl-D", file=sys.stderr, flush=True)
+    raw = getattr(sys.stdin, "buffer", None)
+    text = decode_utf8(raw.read(), source) if raw is not None else sys.stdin.read()
+    return check_utf8(text, source)  # a text stream put in place of sys.stdin
 
 
 def run(args: argparse.Namespace) -> int:
