@@ -31,11 +31,33 @@ def _request(port, method, path, body=None, timeout=30):
     return conn, conn.getresponse()
 
 
-def test_serve_process_sigterm_finishes_in_flight_and_exits_0(tmp_path, converted, world_ckpt):
-    port = _free_port()
+def _server_env() -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(Path(sf.__file__).parent.parent),
                                          env.get("PYTHONPATH", "")])
+    return env
+
+
+def _wait_healthy(proc, port, log: Path, timeout: float = 60) -> None:
+    """Until /health answers 200; the server's log (a file) explains a death."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert proc.poll() is None, f"server died at start: {log.read_text()}"
+        try:
+            conn, resp = _request(port, "GET", "/health", timeout=2)
+            status = resp.status
+            conn.close()
+            if status == 200:
+                return
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, f"server not healthy in {timeout:g} s"
+        time.sleep(0.1)
+
+
+def test_serve_process_sigterm_finishes_in_flight_and_exits_0(tmp_path, converted, world_ckpt):
+    port = _free_port()
+    env = _server_env()
     env["SUTRA_CACHE_DIR"] = str(tmp_path / "cache")
     env["SUTRA_RWKV_MODEL"] = str(world_ckpt)  # via env; the rest via flags
     log = open(tmp_path / "server.log", "w+")
@@ -44,20 +66,7 @@ def test_serve_process_sigterm_finishes_in_flight_and_exits_0(tmp_path, converte
          "--embed-model", str(converted), "--rwkv-model-id", "tiny-world"],
         env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, "server died at start"
-            try:
-                conn, resp = _request(port, "GET", "/health", timeout=2)
-                status = resp.status
-                conn.close()
-                if status == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "server not healthy in 60 s"
-            time.sleep(0.1)
-
+        _wait_healthy(proc, port, tmp_path / "server.log")
         conn, resp = _request(port, "POST", "/v1/embeddings", {"input": ["hello", "world"]})
         body = json.loads(resp.read())
         conn.close()
@@ -86,29 +95,6 @@ def test_serve_process_sigterm_finishes_in_flight_and_exits_0(tmp_path, converte
         output = log.read()
         log.close()
     assert "Traceback" not in output, output
-
-
-def _server_env() -> dict:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(sf.__file__).parent.parent),
-                                         env.get("PYTHONPATH", "")])
-    return env
-
-
-def _wait_healthy(proc, port, log) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        assert proc.poll() is None, f"server died at start: {log.read_text()}"
-        try:
-            conn, resp = _request(port, "GET", "/health", timeout=2)
-            status = resp.status
-            conn.close()
-            if status == 200:
-                return
-        except OSError:
-            pass
-        assert time.monotonic() < deadline, "server not healthy in 60 s"
-        time.sleep(0.1)
 
 
 def test_shutdown_deadline_cancels_generations_and_ends_their_streams(tmp_path, world_ckpt):
@@ -156,27 +142,13 @@ def test_shutdown_deadline_cancels_generations_and_ends_their_streams(tmp_path, 
 
 
 def test_sigint_on_an_idle_server_exits_0(tmp_path):
-    port = _free_port()
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(sf.__file__).parent.parent),
-                                         env.get("PYTHONPATH", "")])
-    proc = subprocess.Popen([sys.executable, "-m", "sutra_fast", "serve", "--port", str(port),
-                             "--embeddings", "0"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
+    port, log = _free_port(), tmp_path / "server.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "sutra_fast", "serve", "--port", str(port),
+                                 "--embeddings", "0"], env=_server_env(), stdout=out,
+                                stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, proc.stdout.read().decode()
-            try:
-                conn, resp = _request(port, "GET", "/health", timeout=2)
-                ok = resp.status == 200
-                conn.close()
-                if ok:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        _wait_healthy(proc, port, log, timeout=30)
         conn, resp = _request(port, "POST", "/generate", {"prompt": "x"})
         body = json.loads(resp.read())
         conn.close()
@@ -187,7 +159,6 @@ def test_sigint_on_an_idle_server_exits_0(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        proc.stdout.close()
 
 
 def test_readme_documents_every_flag_and_env_var():
@@ -205,11 +176,8 @@ def test_port_in_use_is_a_one_line_error(tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(Path(sf.__file__).parent.parent),
-                                             env.get("PYTHONPATH", "")])
         out = subprocess.run([sys.executable, "-m", "sutra_fast", "serve", "--port", str(port),
-                              "--embeddings", "0"], env=env, capture_output=True, text=True,
+                              "--embeddings", "0"], env=_server_env(), capture_output=True, text=True,
                              timeout=60)
     assert out.returncode == 2, out.stderr
     assert "Traceback" not in out.stderr
