@@ -64,12 +64,13 @@ def activation_maxima(calib_model: bytes, tokenizer, vocab_size: int, max_length
     """
     import onnxruntime as ort
 
-    if texts is None:
+    packaged = texts is None
+    if packaged:
         texts = calibration_texts()
     if texts:
         batches, source = _batches_from_texts(tokenizer, texts, max_length), \
             f"{len(texts)} texts" + (" (data/calibration_texts.txt, stdlib docstrings)"
-                                    if texts == calibration_texts() else "")
+                                    if packaged else "")
     else:
         batches, source = _random_batches(tokenizer, vocab_size, max_length), "random vocabulary tokens"
     so = ort.SessionOptions()
