@@ -20,7 +20,7 @@ Output folder::
     tokenizer.json|vocab.txt, config.json, modules.json, 1_Pooling/config.json,
     sentence_bert_config.json   (copied when present)
     sutra_manifest.json     model id, dimension, max_length, pooling, normalize,
-                            quantize, graph form
+                            quantize, graph form and version, calibration
 """
 from __future__ import annotations
 
@@ -36,8 +36,8 @@ import numpy as np
 from sutra_fast import onnx_graph, onnx_proto
 from sutra_fast._version import __version__
 from sutra_fast.model_folder import (  # noqa: F401  (re-exported: public names)
-    EXTERNAL_DATA, INT8_RECIPE_VERSION, MANIFEST, MANIFEST_FORMAT, POOLING_MODES, QUANTIZE_MODES,
-    read_json as _read_json, sentence_transformers_settings, shared_temp_dir)
+    EXTERNAL_DATA, GRAPH_VERSION, INT8_RECIPE_VERSION, MANIFEST, MANIFEST_FORMAT, POOLING_MODES,
+    QUANTIZE_MODES, read_json as _read_json, sentence_transformers_settings, shared_temp_dir)
 from sutra_fast.safetensors_io import SafetensorsFile
 from sutra_fast.wordpiece import WordPieceTokenizer
 
@@ -179,6 +179,7 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, quantize: Optiona
         "normalize": bool(st_settings["normalize"]),
         "quantize": quantize,
         "graph_form": form,
+        "graph_version": GRAPH_VERSION,
         "calibration": calibration,
         "converted_by": f"sutra_fast {__version__}",
     }

@@ -15,15 +15,24 @@ EXTERNAL_DATA = "model.onnx.data"  # weights beside the graph (memory-mapped by 
 MANIFEST_FORMAT = "sutra_fast.embedding/1"
 QUANTIZE_MODES = (None, "int8")
 POOLING_MODES = ("mean", "cls", "max")
-# Bumped when the int8 graph recipe changes, so cached int8 conversions made by
-# an older sutra_fast are not reused (2: fused Q/K/V; FFN-down dynamic int8
-# with its outlier channels in fp32, no MatMulNBits).
+# Versions of what a conversion writes; both are part of a cached conversion's
+# folder name, so conversions made by an older sutra_fast are not reused.
+# GRAPH_VERSION: the graph onnx_graph.build_bert writes (fp32 and int8 alike).
+# INT8_RECIPE_VERSION: the int8 recipe on top of it (2: fused Q/K/V; FFN-down
+# dynamic int8 with its outlier channels in fp32, no MatMulNBits).
+# tests/test_graph_version.py fails when the graph changes without a bump (its
+# message says what to bump and how to record the new graph).
+GRAPH_VERSION = 1
 INT8_RECIPE_VERSION = 2
 
 
 def cache_suffix(quantize) -> str:
-    """Suffix of a cached conversion's folder name: "" for fp32, "-int8r2" for int8."""
-    return f"-{quantize}r{INT8_RECIPE_VERSION}" if quantize == "int8" else ""
+    """Suffix of a cached conversion's folder name: ``-g<GRAPH_VERSION>`` from
+    graph version 2 on, then ``-int8r<INT8_RECIPE_VERSION>`` for int8. Version
+    1's entries ("", "-int8r2") predate the graph version and keep their names,
+    so the caches of existing installs stay valid."""
+    graph = f"-g{GRAPH_VERSION}" if GRAPH_VERSION > 1 else ""
+    return graph + (f"-{quantize}r{INT8_RECIPE_VERSION}" if quantize == "int8" else "")
 
 
 def shared_temp_dir(parent: Path, prefix: str) -> Path:
