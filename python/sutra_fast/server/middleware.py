@@ -97,15 +97,21 @@ def _presented_key(request: web.Request) -> str:
     return request.headers.get("X-API-Key", "")
 
 
+def authorized(request: web.Request) -> bool:
+    """No API key is configured, or the request carries it."""
+    key = request.app[K.CONFIG].api_key
+    if not key:
+        return True
+    given = _presented_key(request)
+    # surrogateescape: aiohttp decodes header bytes that way, so a non-UTF-8
+    # key is a wrong key, not an encoding error.
+    return bool(given) and hmac.compare_digest(given.encode("utf-8", "surrogateescape"),
+                                               key.encode("utf-8", "surrogateescape"))
+
+
 @web.middleware
 async def auth(request: web.Request, handler):
-    key = request.app[K.CONFIG].api_key
-    if key and request.path not in OPEN_ROUTES:
-        given = _presented_key(request)
-        # surrogateescape: aiohttp decodes header bytes that way, so a non-UTF-8
-        # key is a wrong key, not an encoding error.
-        if not given or not hmac.compare_digest(given.encode("utf-8", "surrogateescape"),
-                                                key.encode("utf-8", "surrogateescape")):
-            raise ApiError(401, "missing or wrong API key: send 'Authorization: Bearer KEY' "
-                                "or 'X-API-Key: KEY'", "invalid_api_key")
+    if request.path not in OPEN_ROUTES and not authorized(request):
+        raise ApiError(401, "missing or wrong API key: send 'Authorization: Bearer KEY' "
+                            "or 'X-API-Key: KEY'", "invalid_api_key")
     return await handler(request)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from pathlib import Path
 from typing import Optional
 
@@ -54,6 +55,9 @@ class Slot:
 class Models:
     def __init__(self, config, embedder=None, generator=None):
         self.config = config
+        # set at shutdown: a load waiting for another process's conversion lock gives up
+        # (default_model.lock_wait_abort), so the exit does not wait for that process
+        self.abort = threading.Event()
         self.embed = Slot("embedding", config.embeddings or embedder is not None)
         self.generate = Slot("generation", bool(config.rwkv_model) or generator is not None)
         if embedder is not None:
@@ -70,15 +74,21 @@ class Models:
     def ready(self) -> bool:
         return all(s.state in ("ready", "disabled") for s in (self.embed, self.generate))
 
+    @property
+    def failed(self) -> bool:
+        return "failed" in (self.embed.state, self.generate.state)
+
     async def load(self) -> None:
         """Load what is configured and not given, one after the other, off the loop."""
-        loop = asyncio.get_running_loop()
+        from sutra_fast.default_model import lock_wait_abort
+
+        lock_wait_abort.set(self.abort)  # this task's context; to_thread passes it on
         cfg = self.config
         if self.embed.state == "loading":
             try:
                 from sutra_fast.embedder import Embedder
 
-                emb = await loop.run_in_executor(None, lambda: Embedder.load(
+                emb = await asyncio.to_thread(lambda: Embedder.load(
                     cfg.embed_model, quantize=cfg.embed_quantize, threads=cfg.embed_threads))
                 self.embed.set(emb, emb.model_id)
                 log.info("embedding model %s ready (dimension %d)", emb.model_id, emb.dimension)
@@ -89,7 +99,7 @@ class Models:
             try:
                 from sutra_fast.generator import Generator
 
-                gen = await loop.run_in_executor(None, lambda: Generator.load(
+                gen = await asyncio.to_thread(lambda: Generator.load(
                     cfg.rwkv_model, dtype=cfg.rwkv_dtype))
                 if cfg.rwkv_prompt_cache:
                     gen.enable_prompt_cache(cfg.rwkv_prompt_cache)

@@ -12,6 +12,8 @@ from typing import Callable, Optional
 
 from aiohttp import web
 
+from sutra_fast.server import keys as K
+
 ACCEPT_ERROR = "socket.accept() out of system resource"
 # Errors that mean "this address/port cannot be listened on"; anything else
 # raised by run_app is not the user's --host/--port choice.
@@ -80,15 +82,28 @@ def is_bind_error(e: OSError) -> bool:
     return isinstance(e, socket.gaierror) or e.errno in BIND_ERRNOS
 
 
-def _graceful_exit() -> None:
+def _graceful_exit(drain) -> None:
+    drain.closing = True
     raise web.GracefulExit()
 
 
-async def handle_sighup(app: web.Application) -> None:
-    """on_startup: SIGHUP (a closed terminal, a session ending) shuts down
-    gracefully like SIGTERM, the way run_app handles SIGTERM, instead of the
-    default: die at once."""
-    try:
-        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, _graceful_exit)
-    except (NotImplementedError, AttributeError):  # Windows: no add_signal_handler/SIGHUP
-        pass
+def shut_down(app: web.Application) -> None:
+    """Begin the same graceful shutdown as SIGTERM (from a coroutine of the app)."""
+    asyncio.get_running_loop().call_soon(_graceful_exit, app[K.DRAIN])
+
+
+async def handle_signals(app: web.Application) -> None:
+    """on_startup: SIGTERM, SIGINT and SIGHUP start a graceful shutdown.
+
+    run_app handles SIGTERM/SIGINT itself but the Drain only hears of it once
+    the listener is closed, a few loop turns later; responses sent in between
+    were still keep-alive and their clients' next request met a closing
+    connection. Replacing its handlers marks the Drain at the signal itself.
+    SIGHUP (a closed terminal, a session ending) would otherwise kill at once.
+    """
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT, getattr(signal, "SIGHUP", None)):
+        try:
+            loop.add_signal_handler(sig, _graceful_exit, app[K.DRAIN])
+        except (NotImplementedError, AttributeError, TypeError):  # Windows: none of this
+            pass

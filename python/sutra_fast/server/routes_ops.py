@@ -8,6 +8,7 @@ from aiohttp import web
 from sutra_fast.server import keys as K
 
 from sutra_fast._version import __version__
+from sutra_fast.server.middleware import authorized
 
 routes = web.RouteTableDef()
 
@@ -16,21 +17,26 @@ ROUTES = ["POST /v1/embeddings", "POST /embed", "POST /v1/completions",
           "GET /v1/models", "GET /metrics"]
 
 
-def _slot_info(slot) -> dict:
+# /health is open even with an API key; a load error names files and folders
+HIDDEN_ERROR = "model failed to load (details need the API key)"
+
+
+def _slot_info(slot, show_error: bool = True) -> dict:
     return {"state": slot.state, "model_id": slot.model_id,
-            **({"error": slot.error} if slot.error else {})}
+            **({"error": slot.error if show_error else HIDDEN_ERROR} if slot.error else {})}
 
 
 @routes.get("/health")
 async def health(request: web.Request) -> web.Response:
     models = request.app[K.MODELS]
+    show = authorized(request)
     body = {
         "status": "healthy" if models.ready else
                   ("loading" if "loading" in (models.embed.state, models.generate.state)
                    else "unhealthy"),
         "model_loaded": models.ready,
-        "embedding": _slot_info(models.embed),
-        "generation": _slot_info(models.generate),
+        "embedding": _slot_info(models.embed, show),
+        "generation": _slot_info(models.generate, show),
         "uptime_s": round(time.monotonic() - request.app[K.STARTED], 3),
         "version": __version__,
     }

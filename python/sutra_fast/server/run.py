@@ -6,7 +6,8 @@ import sys
 
 from aiohttp import web
 
-from sutra_fast.server import ops
+from sutra_fast.server import access_log, ops
+from sutra_fast.server import keys as K
 from sutra_fast.server.app import create_app
 from sutra_fast.server.config import ServerConfig
 from sutra_fast.server.shutdown import GRACE
@@ -26,18 +27,20 @@ def serve(config: ServerConfig) -> int:
     log.info("open-file limit: %s (one per connection)", limit or "unknown")
     logging.getLogger("asyncio").addFilter(ops.AcceptErrorFilter())
     app = create_app(config)
-    app.on_startup.append(ops.handle_sighup)
-    # run_app turns SIGTERM/SIGINT (ops.handle_sighup: SIGHUP too) into a graceful
-    # exit: the listener closes, the app's on_shutdown gives in-flight requests
-    # config.shutdown_timeout seconds (shutdown.py), aiohttp then GRACE for what is
-    # left, then on_cleanup runs.
+    app.on_startup.append(ops.handle_signals)
+    # SIGTERM/SIGINT/SIGHUP (ops.handle_signals) end run_app gracefully: every
+    # later response says Connection: close, the listener closes, the app's
+    # on_shutdown gives in-flight requests config.shutdown_timeout seconds
+    # (shutdown.py), aiohttp then GRACE for what is left, then on_cleanup runs.
     try:
         web.run_app(app, host=config.host, port=config.port,
                     shutdown_timeout=GRACE, handler_cancellation=True,
-                    access_log=None, print=ops.banner)
+                    print=ops.banner, **access_log.options(config))
     except OSError as e:
         if not ops.is_bind_error(e):  # only port in use, no permission, unknown host
             raise
         raise RuntimeError(f"cannot listen on {config.host}:{config.port}: "
                            f"{e.strerror or e}; choose another --port / --host") from None
-    return 0
+    # --exit-on-load-error: a failed load shut the server down (app._load); say so
+    # to systemd's Restart=on-failure and the like
+    return 1 if config.exit_on_load_error and app[K.MODELS].failed else 0

@@ -8,6 +8,11 @@ at the deadline the generations still running are cancelled through the same
 path as a client that leaves, so their streams end as usual (a final chunk and
 ``[DONE]``, or the final NDJSON line). aiohttp then gets :data:`GRACE` seconds
 for what is left (writing those last bytes).
+
+aiohttp closes every connection once its request is done, so each response
+sent while draining says ``Connection: close`` (:func:`close_when_draining`): a
+keep-alive client then opens a new connection (to another replica) instead of
+sending its next request on one the server is closing (ServerDisconnectedError).
 """
 from __future__ import annotations
 
@@ -15,6 +20,10 @@ import asyncio
 import contextlib
 import logging
 import time
+
+from aiohttp import hdrs
+
+from sutra_fast.server import keys as K
 
 log = logging.getLogger("sutra_fast.server")
 
@@ -31,6 +40,7 @@ class Drain:
         self._idle.set()
         self._t0 = None
         self._cancelled = 0
+        self.closing = False  # shutdown began: no connection is kept alive any more
 
     @contextlib.contextmanager
     def request(self):
@@ -46,6 +56,7 @@ class Drain:
     async def shutdown(self, timeout: float) -> None:
         """Wait up to ``timeout`` s for in-flight requests, then cancel generations."""
         self._t0 = time.monotonic()
+        self.closing = True
         log.info("shutting down: %d request(s) in flight (%d generating); they get up to "
                  "%g s (--shutdown-timeout)", self.requests, len(self.generations), timeout)
         if not self.requests:
@@ -62,3 +73,11 @@ class Drain:
         if self._t0 is not None:
             log.info("shutdown complete in %.1f s (%d generation(s) cancelled at the deadline)",
                      time.monotonic() - self._t0, self._cancelled)
+
+
+async def close_when_draining(request, response) -> None:
+    """on_response_prepare: ``Connection: close`` on every response once shutdown began."""
+    if request.app[K.DRAIN].closing:
+        response.force_close()  # aiohttp closes the connection after this response
+        # the headers are computed before this hook runs, so say it in them too
+        response.headers[hdrs.CONNECTION] = "close"
