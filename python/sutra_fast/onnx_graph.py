@@ -254,7 +254,7 @@ class _Weights:
 
 
 class _RowQuantizedMatMul:
-    """x @ wt + b with int8 weights per column and x quantised per row at run time.
+    """x @ wt (+ b) with int8 weights per column and x quantised per row at run time.
 
     Each row (token) of x gets its own scale, max|row| / 127, so a text's result
     does not depend on the other texts in the batch. x is quantised once per
@@ -285,7 +285,7 @@ class _RowQuantizedMatMul:
             self._quantised[x] = (xq, scale)
         return self._quantised[x]
 
-    def __call__(self, x: str, name: str, wt: np.ndarray, b: np.ndarray) -> str:
+    def __call__(self, x: str, name: str, wt: np.ndarray, b: np.ndarray | None) -> str:
         amax = np.abs(wt).max(axis=0)
         w_scale = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
         q = np.clip(np.rint(wt / w_scale), -127, 127).astype(np.int8)
@@ -293,7 +293,7 @@ class _RowQuantizedMatMul:
         g = self.g
         y = g.add("MatMulIntegerToFloat", xq, g.const(name + ".weight_q8", q), x_scale,
                   g.const(name + ".weight_scale", w_scale), self._zero_point, domain="com.microsoft")
-        return g.add("Add", y, g.const(name + ".bias", b))
+        return y if b is None else g.add("Add", y, g.const(name + ".bias", b))
 
 
 def _plain_body(g: _Graph, cfg: BertConfig, W: _Weights, *, fuse_qkv: bool,
@@ -355,14 +355,16 @@ def _plain_body(g: _Graph, cfg: BertConfig, W: _Weights, *, fuse_qkv: bool,
     x = g.add("Add", g.add("Add", word, pos), typ)
     x = layer_norm(x, "embeddings.LayerNorm")
 
-    # ---- additive attention mask [B, 1, 1, S]: 0 where attended, -10000 where padded
-    m = g.add("Cast", "attention_mask", to=op.FLOAT)
-    m = g.add("Unsqueeze", m, g.const("axes_1_2", np.array([1, 2], np.int64)))
-    m = g.add("Sub", g.const("one_f", np.float32(1.0)), m)
-    mask_bias = g.add("Mul", m, g.const("mask_neg", np.float32(-10000.0)))
-
-    heads_shape = g.const("heads_shape", np.array([0, 0, H, dh], np.int64))
-    merged_shape = g.const("merged_shape", np.array([0, 0, D], np.int64))
+    if int8 is not None:  # MultiHeadAttention's key padding mask (it adds -10000 too)
+        mask_i32 = g.add("Cast", "attention_mask", to=op.INT32)
+    else:
+        # ---- additive attention mask [B, 1, 1, S]: 0 where attended, -10000 where padded
+        m = g.add("Cast", "attention_mask", to=op.FLOAT)
+        m = g.add("Unsqueeze", m, g.const("axes_1_2", np.array([1, 2], np.int64)))
+        m = g.add("Sub", g.const("one_f", np.float32(1.0)), m)
+        mask_bias = g.add("Mul", m, g.const("mask_neg", np.float32(-10000.0)))
+        heads_shape = g.const("heads_shape", np.array([0, 0, H, dh], np.int64))
+        merged_shape = g.const("merged_shape", np.array([0, 0, D], np.int64))
 
     for i in range(cfg.num_layers):
         p = f"encoder.layer.{i}"
@@ -370,7 +372,16 @@ def _plain_body(g: _Graph, cfg: BertConfig, W: _Weights, *, fuse_qkv: bool,
         wqkv, bqkv = W.qkv(i)
         xa, (wqkv,) = smooth(x, f"layer.{i}.attn", [wqkv])
         v_bias = None
-        if fuse_qkv:
+        if int8 is not None:
+            # One int8 MatMul (its input quantised once), then ORT's MultiHeadAttention adds
+            # the Q/K/V bias and runs the whole attention in one node instead of 13: the
+            # same vectors, ~0.2 ms less per text at batch 1 (not faster for fp32).
+            qkv = row_q8(xa, f"{p}.attention.self.qkv", wqkv, None)
+            q, k, v = g.add("Split", qkv, g.const(f"{p}.qkv_split", np.array([D, D, D], np.int64)),
+                            n_out=3, axis=-1)
+            ctx = g.add("MultiHeadAttention", q, k, v, g.const(f"{p}.attention.self.qkv.bias", bqkv),
+                        mask_i32, num_heads=H, scale=1.0, domain="com.microsoft")
+        elif fuse_qkv:
             qkv = dense(xa, f"{p}.attention.self.qkv", wqkv, bqkv)
             q, k, v = g.add("Split", qkv, g.const(f"{p}.qkv_split", np.array([D, D, D], np.int64)),
                             n_out=3, axis=-1)
@@ -385,13 +396,14 @@ def _plain_body(g: _Graph, cfg: BertConfig, W: _Weights, *, fuse_qkv: bool,
             k = g.add("MatMul", xa, g.const(f"{p}.attention.self.key.weight_t", wqkv[:, D:2 * D]))
             v = g.add("MatMul", xa, g.const(f"{p}.attention.self.value.weight_t", wqkv[:, 2 * D:]))
             v_bias = bqkv[2 * D:]
-        q = g.add("Transpose", g.add("Reshape", q, heads_shape), perm=[0, 2, 1, 3])  # B,H,S,dh
-        k = g.add("Transpose", g.add("Reshape", k, heads_shape), perm=[0, 2, 3, 1])  # B,H,dh,S
-        v = g.add("Transpose", g.add("Reshape", v, heads_shape), perm=[0, 2, 1, 3])  # B,H,S,dh
-        scores = g.add("Add", g.add("MatMul", q, k), mask_bias)
-        probs = g.add("Softmax", scores, axis=-1)
-        ctx = g.add("MatMul", probs, v)
-        ctx = g.add("Reshape", g.add("Transpose", ctx, perm=[0, 2, 1, 3]), merged_shape)
+        if int8 is None:
+            q = g.add("Transpose", g.add("Reshape", q, heads_shape), perm=[0, 2, 1, 3])  # B,H,S,dh
+            k = g.add("Transpose", g.add("Reshape", k, heads_shape), perm=[0, 2, 3, 1])  # B,H,dh,S
+            v = g.add("Transpose", g.add("Reshape", v, heads_shape), perm=[0, 2, 1, 3])  # B,H,S,dh
+            scores = g.add("Add", g.add("MatMul", q, k), mask_bias)
+            probs = g.add("Softmax", scores, axis=-1)
+            ctx = g.add("MatMul", probs, v)
+            ctx = g.add("Reshape", g.add("Transpose", ctx, perm=[0, 2, 1, 3]), merged_shape)
         wo, bo = W.linear(f"{p}.attention.output.dense")
         if v_bias is not None:
             bo = (bo + v_bias @ wo).astype(np.float32)
