@@ -418,6 +418,60 @@ def test_responses_during_the_drain_close_their_connection(generator, caplog):
     assert resp.headers.get("Connection") == "close"
 
 
+def test_the_shutdown_signal_closes_idle_keep_alive_connections(generator):
+    """At the signal, a keep-alive connection waiting for its next request is closed
+    at once, while generations are still in flight (left to aiohttp it was no longer
+    read and closed only after the drain: a request sent on it hung, then failed);
+    a busy one is closed right after its response, while the drain goes on."""
+    from aiohttp import web
+    from sutra_fast.server import ops
+
+    gated = GatedGenerator(generator, free=1)  # every generation waits for the gate
+    app = create_app(ServerConfig(embeddings=False, max_tokens_limit=100_000), generator=gated)
+
+    def post(max_tokens, stream):
+        body = json.dumps({"prompt": "Hi", "max_tokens": max_tokens, "temperature": 0,
+                           "stream": stream}).encode()
+        return (b"POST /generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+    async def main():
+        server = TestServer(app)
+        await server.start_server()
+        conns = [await asyncio.open_connection(server.host, server.port) for _ in range(3)]
+        (idle_r, idle_w), (busy_r, busy_w), (long_r, long_w) = conns
+        idle_w.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = await idle_r.readuntil(b"\r\n\r\n")
+        await idle_r.readexactly(int(re.search(rb"Content-Length: (\d+)", head).group(1)))
+        long_w.write(post(100_000, True))  # keeps the drain open until it is closed
+        busy_w.write(post(3, False))  # in progress at the signal, answered after it
+        closing = None
+        try:
+            while app[K.DRAIN].requests < 2:
+                await asyncio.sleep(0.01)
+            with pytest.raises(web.GracefulExit):
+                ops._graceful_exit(app[K.DRAIN])  # what the SIGTERM handler runs
+            closing = asyncio.ensure_future(server.close())  # run_app's shutdown
+            # the generations wait for the gate, so the drain cannot end before this
+            idle_rest = await asyncio.wait_for(idle_r.read(), 10)  # b"": closed
+            gated.gate.set()
+            busy_answer = await asyncio.wait_for(busy_r.read(), 30)  # to the server's close
+            long_in_flight = app[K.DRAIN].requests == 1  # the drain goes on meanwhile
+        finally:
+            gated.gate.set()
+            for _, w in conns:
+                w.close()  # the long stream's client leaves: the drain ends
+            if closing is not None:
+                await asyncio.wait_for(closing, 30)
+        return idle_rest, busy_answer, long_in_flight
+    idle_rest, busy_answer, long_in_flight = asyncio.run(asyncio.wait_for(main(), 60))
+    assert idle_rest == b""
+    head, _, body = busy_answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"Connection: close" in head, busy_answer
+    assert json.loads(body)["finish_reason"] in ("length", "stop")
+    assert long_in_flight
+
+
 def test_shutdown_signals_mark_the_drain_at_once(monkeypatch):
     """SIGTERM/SIGINT/SIGHUP mark the Drain in the signal handler itself: run_app
     closes the listener a few loop turns later, and responses sent in between
@@ -434,13 +488,13 @@ def test_shutdown_signals_mark_the_drain_at_once(monkeypatch):
         monkeypatch.setattr(loop, "add_signal_handler",
                             lambda sig, cb, *args: registered.__setitem__(sig, (cb, args)))
         await ops.handle_signals(app)
+        for cb, args in registered.values():  # the loop runs them, as it runs signal handlers
+            app[K.DRAIN].closing = False
+            with pytest.raises(web.GracefulExit):
+                cb(*args)
+            assert app[K.DRAIN].closing
     asyncio.run(main())
     assert set(registered) == {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
-    for cb, args in registered.values():
-        app[K.DRAIN].closing = False
-        with pytest.raises(web.GracefulExit):
-            cb(*args)
-        assert app[K.DRAIN].closing
 
 
 def test_access_log_one_line_per_request_without_secrets(embedder, caplog):

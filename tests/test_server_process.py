@@ -105,7 +105,8 @@ def test_serve_process_sigterm_finishes_in_flight_and_exits_0(tmp_path, converte
 
 def test_shutdown_deadline_cancels_generations_and_ends_their_streams(tmp_path, world_ckpt):
     """Generations still running at --shutdown-timeout are cancelled and their
-    streams end properly; the whole shutdown takes about the timeout, not twice it."""
+    streams end properly; the whole shutdown takes about the timeout, not twice it.
+    A keep-alive connection idle at the signal is closed at once, not after the drain."""
     timeout, port, log = 4.0, _free_port(), tmp_path / "server.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(
@@ -115,6 +116,8 @@ def test_shutdown_deadline_cancels_generations_and_ends_their_streams(tmp_path, 
             env=_server_env(), stdout=out, stderr=subprocess.STDOUT)
     try:
         _wait_healthy(proc, port, log)
+        idle_conn, idle = _request(port, "GET", "/health")  # kept alive, then idle
+        assert idle.status == 200 and idle.read()
         endless = {"prompt": "Hi", "max_tokens": 10_000_000, "temperature": 0, "stream": True}
         sse_conn, sse = _request(port, "POST", "/v1/completions", endless)
         nd_conn, nd = _request(port, "POST", "/generate", endless)
@@ -122,6 +125,11 @@ def test_shutdown_deadline_cancels_generations_and_ends_their_streams(tmp_path, 
         assert sse.readline().startswith(b"data: ") and nd.readline().startswith(b"{")
         t0 = time.monotonic()
         proc.send_signal(signal.SIGINT)
+        # closed by the server long before the deadline ends the drain (it used to be
+        # closed only after it); timeout / 2 is a bound, the close comes at the signal
+        idle_conn.sock.settimeout(timeout / 2)
+        assert idle_conn.sock.recv(1) == b""
+        idle_conn.close()
         with ThreadPoolExecutor(2) as pool:  # read both streams to their ends
             sse_text, nd_text = pool.map(lambda r: r.read().decode(), (sse, nd))
         assert proc.wait(timeout=30) == 0

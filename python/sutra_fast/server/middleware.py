@@ -39,8 +39,10 @@ async def request_context(request: web.Request, handler):
     rid = request.headers.get("X-Request-ID", "")
     request[K.REQUEST_ID] = rid if _RID.match(rid) else uuid.uuid4().hex
     status = 500
+    drain = request.app[K.DRAIN]
+    drain.watch(request.protocol)  # so a shutdown signal can close idle connections
     try:
-        with request.app[K.DRAIN].request():
+        with drain.request():
             resp = await handler(request)
         status = resp.status
         return resp

@@ -83,7 +83,7 @@ def is_bind_error(e: OSError) -> bool:
 
 
 def _graceful_exit(drain) -> None:
-    drain.closing = True
+    drain.begin()  # Connection: close from now on; idle keep-alive connections closed
     raise web.GracefulExit()
 
 

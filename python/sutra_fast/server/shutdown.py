@@ -13,6 +13,10 @@ aiohttp closes every connection once its request is done, so each response
 sent while draining says ``Connection: close`` (:func:`close_when_draining`): a
 keep-alive client then opens a new connection (to another replica) instead of
 sending its next request on one the server is closing (ServerDisconnectedError).
+A keep-alive connection that is idle at the signal has no response to say it:
+:meth:`Drain.begin` closes it there and then (the client sees the close before
+it sends, and opens a new connection). Left to aiohttp, it would stop reading
+it and close it only after the drain, failing a request sent on it meanwhile.
 """
 from __future__ import annotations
 
@@ -41,6 +45,8 @@ class Drain:
         self._t0 = None
         self._cancelled = 0
         self.closing = False  # shutdown began: no connection is kept alive any more
+        self._server = None  # aiohttp's web.Server (it lists the connections); see watch()
+        self._idle_closed = 0
 
     @contextlib.contextmanager
     def request(self):
@@ -53,12 +59,43 @@ class Drain:
             if not self.requests:
                 self._idle.set()
 
+    def watch(self, protocol) -> None:
+        """Note the aiohttp Server behind a request's connection (request.protocol);
+        run_app keeps it to itself, and begin() needs its list of connections."""
+        if self._server is None:
+            self._server = getattr(protocol, "_manager", None)
+
+    def begin(self) -> None:
+        """At the shutdown signal: no more keep-alive, and close the idle connections.
+
+        A connection waiting for its next request is closed at once: its client
+        sees the close before it sends (and opens a new connection) instead of
+        sending a request that aiohttp no longer reads (it closes the connection
+        only after the drain). Busy connections close after their response:
+        it says Connection: close (close_when_draining), and aiohttp's runner
+        closes the ones whose response had begun before the signal.
+        """
+        self.closing = True
+        # on the next loop turn: the reads of this one (a request that came with the
+        # signal) run first, so that request is answered, not reset with its connection
+        asyncio.get_running_loop().call_soon(self._close_idle)
+
+    def _close_idle(self) -> None:
+        for conn in getattr(self._server, "connections", ()):
+            # idle = a pending wait for the next request: the same test aiohttp's
+            # keep-alive timeout makes before closing a connection (3.9 to 3.14)
+            waiter = getattr(conn, "_waiter", None)
+            if waiter is not None and not waiter.done():
+                conn.force_close()
+                self._idle_closed += 1
+
     async def shutdown(self, timeout: float) -> None:
         """Wait up to ``timeout`` s for in-flight requests, then cancel generations."""
         self._t0 = time.monotonic()
         self.closing = True
         log.info("shutting down: %d request(s) in flight (%d generating); they get up to "
-                 "%g s (--shutdown-timeout)", self.requests, len(self.generations), timeout)
+                 "%g s (--shutdown-timeout); %d idle connection(s) closed", self.requests,
+                 len(self.generations), timeout, self._idle_closed)
         if not self.requests:
             return
         try:
