@@ -3,6 +3,7 @@ that lets a streaming generation in flight finish before exiting 0, and the
 --shutdown-timeout deadline that cancels generations still running."""
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import http.client
 import json
@@ -40,6 +41,21 @@ def _server_env() -> dict:
     return env
 
 
+@contextlib.contextmanager
+def _serving(port: int, *args: str, out, env=None):
+    """`sutra-fast serve --port PORT *args`, stdout and stderr to the open file `out`;
+    killed on the way out if the test left it running."""
+    proc = subprocess.Popen([sys.executable, "-m", "sutra_fast", "serve", "--port", str(port),
+                             *args], env=_server_env() if env is None else env, stdout=out,
+                            stderr=subprocess.STDOUT)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def _wait_healthy(proc, port, log: Path, timeout: float = 60) -> None:
     """Until /health answers 200; the server's log (a file) explains a death."""
     deadline = time.monotonic() + timeout
@@ -62,13 +78,11 @@ def test_serve_process_sigterm_finishes_in_flight_and_exits_0(tmp_path, converte
     env = _server_env()
     env["SUTRA_CACHE_DIR"] = str(tmp_path / "cache")
     env["SUTRA_RWKV_MODEL"] = str(world_ckpt)  # via env; the rest via flags
-    log = open(tmp_path / "server.log", "w+")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sutra_fast", "serve", "--port", str(port),
-         "--embed-model", str(converted), "--rwkv-model-id", "tiny-world", "--access-log", "1"],
-        env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        _wait_healthy(proc, port, tmp_path / "server.log")
+    log = tmp_path / "server.log"
+    with open(log, "w") as out, _serving(port, "--embed-model", str(converted), "--rwkv-model-id",
+                                         "tiny-world", "--access-log", "1", out=out,
+                                         env=env) as proc:
+        _wait_healthy(proc, port, log)
         conn, resp = _request(port, "POST", "/v1/embeddings", {"input": ["hello", "world"]})
         body = json.loads(resp.read())
         conn.close()
@@ -89,13 +103,7 @@ def test_serve_process_sigterm_finishes_in_flight_and_exits_0(tmp_path, converte
         assert json.loads(events[-2])["choices"][0]["finish_reason"] in ("length", "stop")
         assert len(events) > 10
         assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        log.seek(0)
-        output = log.read()
-        log.close()
+    output = log.read_text()
     assert "Traceback" not in output, output
     # --access-log: one line per request (the embeddings call and the stream included)
     assert re.search(r"sutra_fast\.access: 127\.0\.0\.1 POST /v1/embeddings 200 \d+ B "
@@ -108,13 +116,9 @@ def test_shutdown_deadline_cancels_generations_and_ends_their_streams(tmp_path, 
     streams end properly; the whole shutdown takes about the timeout, not twice it.
     A keep-alive connection idle at the signal is closed at once, not after the drain."""
     timeout, port, log = 4.0, _free_port(), tmp_path / "server.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "sutra_fast", "serve", "--port", str(port), "--embeddings", "0",
-             "--rwkv-model", str(world_ckpt), "--shutdown-timeout", str(timeout),
-             "--max-tokens-limit", "10000000"],
-            env=_server_env(), stdout=out, stderr=subprocess.STDOUT)
-    try:
+    with open(log, "w") as out, _serving(port, "--embeddings", "0", "--rwkv-model", str(world_ckpt),
+                                         "--shutdown-timeout", str(timeout),
+                                         "--max-tokens-limit", "10000000", out=out) as proc:
         _wait_healthy(proc, port, log)
         idle_conn, idle = _request(port, "GET", "/health")  # kept alive, then idle
         assert idle.status == 200 and idle.read()
@@ -136,10 +140,6 @@ def test_shutdown_deadline_cancels_generations_and_ends_their_streams(tmp_path, 
         elapsed = time.monotonic() - t0
         sse_conn.close()
         nd_conn.close()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     output = log.read_text()
     assert "Traceback" not in output, output
     # the streams ran until the deadline; aiohttp's own wait took at least 2 x timeout
@@ -157,11 +157,7 @@ def test_shutdown_deadline_cancels_generations_and_ends_their_streams(tmp_path, 
 
 def test_sigint_on_an_idle_server_exits_0(tmp_path):
     port, log = _free_port(), tmp_path / "server.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "sutra_fast", "serve", "--port", str(port),
-                                 "--embeddings", "0"], env=_server_env(), stdout=out,
-                                stderr=subprocess.STDOUT)
-    try:
+    with open(log, "w") as out, _serving(port, "--embeddings", "0", out=out) as proc:
         _wait_healthy(proc, port, log, timeout=30)
         conn, resp = _request(port, "POST", "/generate", {"prompt": "x"})
         body = json.loads(resp.read())
@@ -169,10 +165,6 @@ def test_sigint_on_an_idle_server_exits_0(tmp_path):
         assert resp.status == 503 and "--rwkv-model" in body["error"]["message"]
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def test_readme_documents_every_flag_and_env_var():
@@ -202,12 +194,8 @@ def test_sighup_is_a_graceful_shutdown(tmp_path, world_ckpt):
     """SIGHUP (a closed terminal or session) shuts down like SIGTERM: the stream
     in flight finishes and the process exits 0 (by default it died at once, 129)."""
     port, log = _free_port(), tmp_path / "server.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "sutra_fast", "serve", "--port", str(port), "--embeddings", "0",
-             "--rwkv-model", str(world_ckpt)],
-            env=_server_env(), stdout=out, stderr=subprocess.STDOUT)
-    try:
+    with open(log, "w") as out, _serving(port, "--embeddings", "0", "--rwkv-model",
+                                         str(world_ckpt), out=out) as proc:
         _wait_healthy(proc, port, log)
         conn, resp = _request(port, "POST", "/v1/completions", {
             "prompt": "Hi", "max_tokens": 2000, "temperature": 0, "stream": True})
@@ -216,10 +204,6 @@ def test_sighup_is_a_graceful_shutdown(tmp_path, world_ckpt):
         rest = resp.read().decode()
         conn.close()
         assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     output = log.read_text()
     events = [ln[6:] for ln in rest.splitlines() if ln.startswith("data: ")]
     assert events[-1] == "[DONE]", output
@@ -231,20 +215,12 @@ def test_full_stderr_does_not_stop_the_server(tmp_path):
     """With stderr on a full disk the startup banner cannot be written: the server
     still starts (it used to exit 1 with a false "cannot listen" error)."""
     port = _free_port()
-    with open("/dev/full", "w") as full:
-        proc = subprocess.Popen([sys.executable, "-m", "sutra_fast", "serve", "--port", str(port),
-                                 "--embeddings", "0"], env=_server_env(), stdout=full,
-                                stderr=full)
-    try:
-        note = tmp_path / "note.log"
-        note.write_text("(stderr went to /dev/full)")
+    note = tmp_path / "note.log"
+    note.write_text("(stderr went to /dev/full)")
+    with open("/dev/full", "w") as full, _serving(port, "--embeddings", "0", out=full) as proc:
         _wait_healthy(proc, port, note)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def _wait_for_log(proc, log: Path, text: str, timeout: float = 60) -> str:
@@ -270,20 +246,13 @@ def test_sigterm_while_the_model_waits_for_another_process_conversion_lock(tmp_p
     with open(models / f".all-MiniLM-L6-v2{cache_suffix(None)}.lock", "a+b") as lock, \
             open(log, "w") as out:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # "another process" converting
-        proc = subprocess.Popen([sys.executable, "-m", "sutra_fast", "serve", "--port", str(port),
-                                 "--shutdown-timeout", "1"], env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
-        try:
+        with _serving(port, "--shutdown-timeout", "1", out=out, env=env) as proc:
             _wait_for_log(proc, log, "waiting for another process converting the model")
             conn, resp = _request(port, "GET", "/health")
             assert resp.status == 503 and json.loads(resp.read())["status"] == "loading"
             conn.close()
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=60) == 0, log.read_text()
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
     output = log.read_text()
     assert "loading abandoned" in output and "Traceback" not in output, output
 
@@ -293,17 +262,10 @@ def test_exit_on_load_error_shuts_down_with_status_1(tmp_path):
     status 1 (for systemd's Restart=on-failure); by default it keeps running."""
     missing = tmp_path / "missing.pth"
     log = tmp_path / "server.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "sutra_fast", "serve", "--port",
-                                 str(_free_port()), "--embeddings", "0", "--rwkv-model",
-                                 str(missing), "--exit-on-load-error", "1"],
-                                env=_server_env(), stdout=out, stderr=subprocess.STDOUT)
-    try:
+    with open(log, "w") as out, _serving(_free_port(), "--embeddings", "0", "--rwkv-model",
+                                         str(missing), "--exit-on-load-error", "1",
+                                         out=out) as proc:
         assert proc.wait(timeout=60) == 1, log.read_text()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     output = log.read_text()
     assert "RWKV model failed to load" in output and str(missing) in output, output
     assert "--exit-on-load-error is on (exit status 1)" in output
