@@ -43,25 +43,16 @@ def tiny_bert_folder(folder: Path, *, seed: int, hidden_act: str = "gelu") -> Pa
     """A HF BERT folder (config.json, vocab.txt, model.safetensors) with random weights."""
     from safetensors.numpy import save_file
 
+    from sutra_fast.convert import bert_weight_shapes
+    from sutra_fast.onnx_graph import BertConfig
+
     H, I, L, P = 32, 128, 2, 64
     cfg = {"model_type": "bert", "hidden_size": H, "num_hidden_layers": L,
            "num_attention_heads": 4, "intermediate_size": I, "vocab_size": len(_VOCAB),
            "max_position_embeddings": P, "type_vocab_size": 2, "layer_norm_eps": 1e-12,
            "hidden_act": hidden_act}
     rng = np.random.default_rng(seed)
-    shapes = {"embeddings.word_embeddings.weight": (len(_VOCAB), H),
-              "embeddings.position_embeddings.weight": (P, H),
-              "embeddings.token_type_embeddings.weight": (2, H),
-              "embeddings.LayerNorm.weight": (H,), "embeddings.LayerNorm.bias": (H,)}
-    for i in range(L):
-        b = f"encoder.layer.{i}."
-        for n in ("attention.self.query", "attention.self.key", "attention.self.value",
-                  "attention.output.dense"):
-            shapes[b + n + ".weight"], shapes[b + n + ".bias"] = (H, H), (H,)
-        for n in ("attention.output.LayerNorm", "output.LayerNorm"):
-            shapes[b + n + ".weight"], shapes[b + n + ".bias"] = (H,), (H,)
-        shapes[b + "intermediate.dense.weight"], shapes[b + "intermediate.dense.bias"] = (I, H), (I,)
-        shapes[b + "output.dense.weight"], shapes[b + "output.dense.bias"] = (H, I), (H,)
+    shapes = bert_weight_shapes(BertConfig.from_dict(cfg))
     weights = {n: (rng.standard_normal(s) * 0.2 + n.endswith("LayerNorm.weight")).astype(np.float32)
                for n, s in shapes.items()}
     folder.mkdir(parents=True)

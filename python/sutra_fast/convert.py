@@ -78,10 +78,9 @@ def _weights(folder: Path):
     return get
 
 
-def _check_weights(cfg, weight, path: Path) -> None:
-    """Every BERT tensor the graph reads has the shape config.json implies and
-    finite values: a mismatch would otherwise convert fine and fail (or give NaN
-    vectors) only when the model runs."""
+def bert_weight_shapes(cfg: onnx_graph.BertConfig) -> dict[str, tuple[int, ...]]:
+    """Every checkpoint tensor the graph reads (HF names, no ``bert.`` prefix) and
+    the shape config.json implies for it."""
     H, I = cfg.hidden_size, cfg.intermediate_size
     want = {"embeddings.word_embeddings.weight": (cfg.vocab_size, H),
             "embeddings.position_embeddings.weight": (cfg.max_position_embeddings, H),
@@ -96,6 +95,14 @@ def _check_weights(cfg, weight, path: Path) -> None:
             want[b + n + ".weight"], want[b + n + ".bias"] = (H,), (H,)
         want[b + "intermediate.dense.weight"], want[b + "intermediate.dense.bias"] = (I, H), (I,)
         want[b + "output.dense.weight"], want[b + "output.dense.bias"] = (H, I), (H,)
+    return want
+
+
+def _check_weights(cfg, weight, path: Path) -> None:
+    """Every BERT tensor the graph reads has the shape config.json implies and
+    finite values: a mismatch would otherwise convert fine and fail (or give NaN
+    vectors) only when the model runs."""
+    want = bert_weight_shapes(cfg)
     for name, shape in want.items():
         t = weight(name)
         if tuple(t.shape) != shape:
