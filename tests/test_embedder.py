@@ -120,6 +120,24 @@ def test_bad_inputs(emb):
         emb.embed(["a"], dimensions=1.5)
     with pytest.raises(ValueError, match="batch_size"):
         emb.embed(["a"], batch_size=0)
+    with pytest.raises(TypeError, match="batch_size must be an int, got str"):
+        emb.embed(["a"], batch_size="8")
+    for flag in ("normalize", "show_progress"):   # None or "no" must not mean something silently
+        for v in (None, "no", 1):
+            with pytest.raises(TypeError, match=f"{flag} must be True or False"):
+                emb.embed(["a"], **{flag: v})
+
+
+def test_numpy_integers_are_ints(emb, texts):
+    """Sizes computed with numpy are accepted (and bools are not ints)."""
+    want = emb.embed(texts[:5], dimensions=64)
+    got = emb.embed(texts[:5], batch_size=np.int64(2), dimensions=np.int32(64),
+                    normalize=np.bool_(True))
+    np.testing.assert_allclose(got, want, atol=2e-5)
+    with pytest.raises(TypeError, match="dimensions must be an int, got bool"):
+        emb.embed(["a"], dimensions=True)
+    with pytest.raises(ValueError, match="dimensions must be between 1 and 384, got 385"):
+        emb.embed(["a"], dimensions=np.int64(385))
 
 
 def test_load_errors(tmp_path, converted):
@@ -140,6 +158,9 @@ def test_load_errors(tmp_path, converted):
         Embedder.load(converted, quantize="int8")   # an ONNX-only folder cannot be re-quantised
     with pytest.raises(ValueError, match="threads"):
         Embedder.load(converted, threads=10**6)      # ORT would start them all
+    with pytest.raises(TypeError, match="threads must be an int, got str"):
+        Embedder.load(converted, threads="2")
+    assert Embedder.load(converted, threads=np.int64(1)).embed("a").shape == (1, 384)
     with pytest.raises(ValueError, match="pass the model folder"):
         Embedder.load(converted / "tokenizer.json")  # exists, but is not a model
 

@@ -21,6 +21,7 @@ from typing import Iterable, Optional, Sequence, Union
 import numpy as np
 
 from sutra_fast import kernels
+from sutra_fast._checks import check_flag, check_int
 from sutra_fast.model_folder import (MANIFEST, QUANTIZE_MODES, cache_suffix, read_json_object,
                                      read_manifest, sentence_transformers_settings)
 from sutra_fast.wordpiece import WordPieceTokenizer
@@ -177,10 +178,8 @@ class Embedder:
         """
         if quantize not in QUANTIZE_MODES:
             raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
-                                    or not 1 <= threads <= MAX_THREADS):
-            raise ValueError(f"threads must be an int from 1 to {MAX_THREADS} or None, "
-                             f"got {threads!r}")
+        if threads is not None:
+            threads = check_int("threads", threads, 1, MAX_THREADS)
         folder, onnx_path = _resolve(path, quantize)
         tok_path = next((folder / n for n in ("tokenizer.json", "vocab.txt")
                          if (folder / n).is_file()), None)
@@ -287,15 +286,12 @@ class Embedder:
         for i, t in enumerate(texts):
             if not isinstance(t, str):
                 raise TypeError(f"texts[{i}] must be a str, got {type(t).__name__}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        batch_size = check_int("batch_size", batch_size, 1)
+        normalize = check_flag("normalize", normalize)
+        show_progress = check_flag("show_progress", show_progress)
         width = self._dimension
         if dimensions is not None:
-            if isinstance(dimensions, bool) or not isinstance(dimensions, (int, np.integer)):
-                raise TypeError(f"dimensions must be an int or None, got {type(dimensions).__name__}")
-            if not 1 <= dimensions <= self._dimension:
-                raise ValueError(f"dimensions must be between 1 and {self._dimension}, got {dimensions}")
-            width = int(dimensions)
+            width = check_int("dimensions", dimensions, 1, self._dimension)
         n = len(texts)
         out = np.empty((n, self._dimension), dtype=np.float32)
         progress = _Progress(n) if show_progress and n else None

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
+from sutra_fast._checks import check_int
 from sutra_fast.sampler import Sampler
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -54,14 +55,6 @@ class GenerationResult:
     usage: dict
     timing: dict
     state: "RwkvState" = field(repr=False)
-
-
-def check_int(name: str, value, lo: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < lo:
-        raise ValueError(f"{name} must be >= {lo}, got {value}")
-    return int(value)
 
 
 def normalize_stop(stop) -> tuple[str, ...]:

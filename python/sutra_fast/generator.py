@@ -18,9 +18,10 @@ from typing import Iterable, Literal, overload
 import numpy as np
 
 from sutra_fast import _core
+from sutra_fast._checks import check_int
 from sutra_fast.generation import (CHAT_STOP, GenerationResult, PromptCache, TokenStream,
-                                   check_int, chat_prompt, checked_token_ids, is_token,
-                                   normalize_stop, prompt_to_ids)
+                                   chat_prompt, checked_token_ids, is_token, normalize_stop,
+                                   prompt_to_ids)
 from sutra_fast.rwkv_loader import RwkvConfig, detect_config, read_checkpoint
 from sutra_fast.sampler import Sampler
 from sutra_fast.world_tokenizer import WorldTokenizer

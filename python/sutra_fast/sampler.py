@@ -14,6 +14,7 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from sutra_fast import _core
+from sutra_fast._checks import check_int
 
 __all__ = ["Sampler", "PenaltyState", "Rng", "reference_zero_weight_ids"]
 
@@ -34,25 +35,9 @@ MAX_REPETITION_PENALTY = 1e6
 MAX_LOGIT_BIAS = float(np.finfo(np.float32).max)
 
 
-def _is_int(v) -> bool:
-    """True for int and numpy integers (and other __index__ types), not bool."""
-    return not isinstance(v, (bool, np.bool_)) and hasattr(v, "__index__")
-
-
-def _check_int(name: str, v, lo: int | None = None, hi: int | None = None) -> int:
-    if not _is_int(v):
-        raise TypeError(f"{name} must be an int, got {type(v).__name__}")
-    v = v.__index__()
-    if lo is not None and v < lo:
-        raise ValueError(f"{name} must be >= {lo}, got {v}")
-    if hi is not None and v > hi:
-        raise ValueError(f"{name} must be <= {hi}, got {v}")
-    return v
-
-
 def _check_token(name: str, v, vocab_size: int) -> int:
     """A token id: an int in [0, vocab_size)."""
-    v = _check_int(name, v)
+    v = check_int(name, v)
     if not 0 <= v < vocab_size:
         raise ValueError(f"{name}: token id {v} is outside the vocabulary [0, {vocab_size})")
     return v
@@ -88,7 +73,7 @@ def _ids(name: str, values, vocab_size: int) -> list[int]:
 def _seed_value(seed) -> int:
     if seed is None:
         return int.from_bytes(os.urandom(8), "little")
-    seed = _check_int("seed", seed)
+    seed = check_int("seed", seed)
     if not 0 <= seed < _U64:
         raise ValueError(f"seed must be in [0, 2**64), got {seed}")
     return seed
@@ -112,7 +97,7 @@ class Rng:
 
     def below(self, n: int) -> int:
         """Uniform int in [0, n), 1 <= n < 2**64."""
-        n = _check_int("n", n, 1)
+        n = check_int("n", n, 1)
         if n >= _U64:
             raise ValueError("n must be < 2**64")
         return self._impl.below(n)
@@ -138,7 +123,7 @@ class PenaltyState:
     __slots__ = ("_impl",)
 
     def __init__(self, vocab_size: int, decay: float = 0.996, zero_weight_ids: Iterable[int] = ()):
-        vocab_size = _check_int("vocab_size", vocab_size, 1, MAX_VOCAB_SIZE)
+        vocab_size = check_int("vocab_size", vocab_size, 1, MAX_VOCAB_SIZE)
         decay = _check_float("penalty_decay", decay)
         ids = _ids("zero_weight_ids", zero_weight_ids, vocab_size)
         self._impl = _core.PenaltyState(vocab_size, decay, ids)
@@ -205,11 +190,11 @@ class Sampler:
                  repetition_penalty: float = 1.0, logit_bias: Mapping[int, float] | None = None,
                  banned_tokens: Iterable[int] | None = None, seed: int | None = None,
                  zero_weight_ids: Iterable[int] = ()):
-        vocab_size = _check_int("vocab_size", vocab_size, 1, MAX_VOCAB_SIZE)
+        vocab_size = check_int("vocab_size", vocab_size, 1, MAX_VOCAB_SIZE)
         temperature = _check_float("temperature", temperature)
         top_p = _check_float("top_p", top_p)
         # top_k >= vocab_size keeps every token, the same as 0 (off)
-        top_k = min(_check_int("top_k", top_k, 0), vocab_size)
+        top_k = min(check_int("top_k", top_k, 0), vocab_size)
         min_p = _check_float("min_p", min_p)
         penalty_decay = _check_float("penalty_decay", penalty_decay)
         presence_penalty = _check_float("presence_penalty", presence_penalty, -MAX_PENALTY, MAX_PENALTY)
