@@ -578,6 +578,15 @@ def test_bad_texts(ours, twin):
             tok.encode_batch(["a"], max_length=1)
         with pytest.raises(ValueError, match="truncation"):
             tok.encode_batch(["a"], truncation="middle")
+        for bad in (True, 8.0, "8"):
+            with pytest.raises(TypeError, match="max_length must be an int or None"):
+                tok.encode_batch(["a"], max_length=bad)
+        for bad in (None, "no", 0):   # pad=None must not silently mean "unpadded"
+            with pytest.raises(TypeError, match="pad must be True or False"):
+                tok.encode_batch(["a"], pad=bad)
+        np.testing.assert_array_equal(   # numpy integers are ints
+            tok.encode_batch(["a b c d"], max_length=np.int64(4), pad=np.bool_(True))["input_ids"],
+            tok.encode_batch(["a b c d"], max_length=4)["input_ids"])
     with pytest.raises(TypeError, match="token must be a str"):
         ours.token_to_id(None)
     with pytest.raises(TypeError, match="id must be an int"):

@@ -16,6 +16,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from sutra_fast import _core
+from sutra_fast._checks import check_flag, is_int
 
 __all__ = ["WordPieceTokenizer"]
 
@@ -152,15 +153,16 @@ class WordPieceTokenizer:
         if max_length is None:
             limit = 0
         else:
-            if isinstance(max_length, bool) or not isinstance(max_length, int):
+            if not is_int(max_length):
                 raise TypeError(f"max_length must be an int or None, got {type(max_length).__name__}")
+            max_length = max_length.__index__()
             if max_length < 2:
                 raise ValueError(f"max_length must be >= 2 (room for [CLS] and [SEP]), got {max_length}")
             limit = min(max_length, 2**62)  # beyond any text; fits the core's integer
         if truncation not in ("right", "left"):
             raise ValueError(f"truncation must be 'right' or 'left', got {truncation!r}")
         left = truncation == "left"
-        if pad:
+        if check_flag("pad", pad):
             return self._tok.encode_batch(texts, limit, left)
         ids = self._tok.encode_many(texts, limit, left)
         return {

@@ -16,6 +16,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from sutra_fast._checks import check_flag, is_int
 from sutra_fast.reference import _bert_unicode_overlay as overlay
 
 ASCII_PUNCTUATION = set('!"#$%&\'()*+,-./:;<=>?@[\\]^_`{|}~')
@@ -360,10 +361,15 @@ class WordPieceTokenizer:
                      truncation: str = "right", pad: bool = True) -> dict:
         if isinstance(texts, str):
             raise TypeError("texts must be a list of str, not a single str (wrap it: [text])")
-        if max_length is not None and max_length < 2:
-            raise ValueError(f"max_length must be >= 2 (room for [CLS] and [SEP]), got {max_length}")
+        if max_length is not None:
+            if not is_int(max_length):
+                raise TypeError(f"max_length must be an int or None, got {type(max_length).__name__}")
+            max_length = max_length.__index__()
+            if max_length < 2:
+                raise ValueError(f"max_length must be >= 2 (room for [CLS] and [SEP]), got {max_length}")
         if truncation not in ("right", "left"):
             raise ValueError(f"truncation must be 'right' or 'left', got {truncation!r}")
+        pad = check_flag("pad", pad)
         rows, types = [], []
         for i, text in enumerate(texts):
             if not isinstance(text, str):
