@@ -163,6 +163,25 @@ def test_load_errors(tmp_path, converted):
     assert Embedder.load(converted, threads=np.int64(1)).embed("a").shape == (1, 384)
     with pytest.raises(ValueError, match="pass the model folder"):
         Embedder.load(converted / "tokenizer.json")  # exists, but is not a model
+    with pytest.raises(ValueError, match="path is empty"):   # an unset variable, not the cwd
+        Embedder.load("")
+    with pytest.raises(TypeError, match="path must be a str, an os.PathLike or None"):
+        Embedder.load(str(converted).encode())
+    with pytest.raises(FileNotFoundError, match="does not download models by name"):
+        Embedder.load("BAAI/bge-small-en-v1.5")
+
+
+def test_default_model_by_its_name(monkeypatch, tmp_path, converted):
+    """sentence-transformers users name the model; that name (with or without its
+    organisation) means the default model, unless a folder of that name exists."""
+    monkeypatch.setattr(default_model, "ensure_default_model", lambda quantize=None: converted)
+    for name in ("sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2"):
+        assert Embedder.load(name).folder == converted
+    with pytest.raises(FileNotFoundError):
+        Embedder.load("sentence-transformers/all-MiniLM-L12-v2")
+    monkeypatch.chdir(tmp_path)   # a local folder of that name wins
+    os.symlink(converted, tmp_path / "all-MiniLM-L6-v2")
+    assert Embedder.load("all-MiniLM-L6-v2").folder == Path("all-MiniLM-L6-v2")
 
 
 def _model_copy(tmp_path, converted, name="copy"):

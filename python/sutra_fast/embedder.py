@@ -107,7 +107,14 @@ def _resolve(path, quantize: Optional[str]) -> tuple[Path, Path]:
         from sutra_fast.default_model import ensure_default_model
         folder = ensure_default_model(quantize)
         return folder, folder / "model.onnx"
-    p = Path(os.fspath(path)).expanduser()
+    text = os.fspath(path) if isinstance(path, (str, os.PathLike)) else None
+    if not isinstance(text, str):
+        raise TypeError(f"path must be a str, an os.PathLike or None (the default model), "
+                        f"got {type(path if text is None else text).__name__}")
+    if not text.strip():   # e.g. an unset environment variable; not "the current folder"
+        raise ValueError("path is empty: pass a model folder, or None for the default model "
+                         "(all-MiniLM-L6-v2)")
+    p = Path(text).expanduser()
     if p.is_file() and p.suffix == ".onnx":
         folder, onnx = (p.parent.parent if p.parent.name == "onnx" else p.parent), p
     elif p.is_dir():
@@ -115,7 +122,10 @@ def _resolve(path, quantize: Optional[str]) -> tuple[Path, Path]:
     elif p.exists():
         raise ValueError(f"{p} is not a model: pass the model folder (or its .onnx file)")
     else:
-        raise FileNotFoundError(f"model folder {p} not found")
+        from sutra_fast.default_model import MODEL_ID
+        if text in (MODEL_ID, MODEL_ID.split("/")[1]):   # the default model by its name
+            return _resolve(None, quantize)
+        raise FileNotFoundError(f"model folder {p} not found{_name_hint(text)}")
     can_convert = (folder / "model.safetensors").is_file() and (folder / "config.json").is_file()
     if onnx is not None:
         manifest = read_manifest(folder)
@@ -132,6 +142,15 @@ def _resolve(path, quantize: Optional[str]) -> tuple[Path, Path]:
             "a folder with config.json + model.safetensors is converted instead)")
     folder = _convert_into_cache(folder, quantize)
     return folder, folder / "model.onnx"
+
+
+def _name_hint(text: str) -> str:
+    """What to do instead, when a missing path looks like a model hub name ("org/model")."""
+    if text.startswith(("/", ".", "~")) or text.count("/") != 1:
+        return ""
+    return ("; sutra_fast does not download models by name: pass a local folder (a Hugging "
+            "Face model folder with config.json + model.safetensors is converted on first "
+            "use), or no path for the default model, all-MiniLM-L6-v2")
 
 
 class Embedder:
