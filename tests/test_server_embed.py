@@ -147,6 +147,12 @@ def test_embedding_limits_and_schema_errors(embedder):
         err = await post_error(client, "/v1/embeddings", 404, "model_not_found",
                                json={"input": "x", "model": "text-embedding-3-small"})
         assert embedder.model_id in err["message"]
+        short = embedder.model_id.rsplit("/", 1)[1]   # the id without its organisation
+        for name in (embedder.model_id, short, "default"):
+            r = await client.post("/v1/embeddings", json={"input": "x", "model": name})
+            assert r.status == 200, name
+        await post_error(client, "/v1/embeddings", 404, "model_not_found",
+                         json={"input": "x", "model": "/" + short})
     run(go, ServerConfig(max_texts=4, max_body_bytes=4096), embedder=embedder)
 
 

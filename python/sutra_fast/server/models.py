@@ -41,8 +41,13 @@ class Slot:
                        "model_not_loaded")
 
     def check_name(self, name) -> None:
-        """``model`` may be omitted, 'default', or the loaded id; anything else is a 404."""
+        """``model`` may be omitted, 'default', or the loaded id, with or without its
+        organisation ('all-MiniLM-L6-v2' for 'sentence-transformers/all-MiniLM-L6-v2',
+        as Embedder.load takes it); anything else is a 404."""
         if name is None or name == "default" or name == self.model_id:
+            return
+        if self.model_id and isinstance(name, str) and "/" in self.model_id \
+                and name == self.model_id.rsplit("/", 1)[1]:
             return
         if not isinstance(name, str):
             raise ApiError(422, "'model' must be a string", "invalid_value", param="model")
