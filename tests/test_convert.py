@@ -234,6 +234,25 @@ def test_existing_destination(converted, source_dir):
         convert(source_dir, converted.parent / "x", quantize="int4")
 
 
+def test_unwriteable_destination_fails_before_the_work(source_dir, tmp_path, monkeypatch):
+    import sutra_fast.convert as conv
+
+    def never(*a, **k):
+        raise AssertionError("the graph was built for an output that cannot be written")
+    monkeypatch.setattr(conv.onnx_graph, "build_bert", never)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(OSError, match=r"cannot write the output folder .*afile is a file"):
+        convert(source_dir, tmp_path / "afile" / "sub" / "out")
+    with pytest.raises(OSError, match="cannot write the output folder /proc/x"):
+        convert(source_dir, "/proc/x")
+    assert [p.name for p in tmp_path.iterdir()] == ["afile"]   # no temp folder left
+
+
+def test_a_model_name_is_not_downloaded(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not download models by name"):
+        convert("BAAI/bge-small-en-v1.5", tmp_path / "out")
+
+
 def test_overwrite_never_deletes_the_source(source_dir, tmp_path):
     """convert SRC SRC --overwrite (or a parent of SRC) used to replace the
     source folder with the output: the weights were gone."""

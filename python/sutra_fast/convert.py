@@ -37,7 +37,8 @@ from sutra_fast import onnx_graph, onnx_proto
 from sutra_fast._version import __version__
 from sutra_fast.model_folder import (  # noqa: F401  (re-exported: public names)
     EXTERNAL_DATA, GRAPH_VERSION, INT8_RECIPE_VERSION, MANIFEST, MANIFEST_FORMAT, POOLING_MODES,
-    QUANTIZE_MODES, read_json as _read_json, sentence_transformers_settings, shared_temp_dir)
+    QUANTIZE_MODES, hub_name_hint, read_json as _read_json, sentence_transformers_settings,
+    shared_temp_dir)
 from sutra_fast.safetensors_io import SafetensorsFile
 from sutra_fast.wordpiece import WordPieceTokenizer
 
@@ -138,7 +139,7 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, quantize: Optiona
         raise ValueError(f"{src} is a file: pass the model folder that holds it (config.json + "
                          "model.safetensors + tokenizer)")
     if not src.is_dir():
-        raise FileNotFoundError(f"source folder {src} not found")
+        raise FileNotFoundError(f"source folder {src} not found{hub_name_hint(str(src))}")
     rsrc, rdst = src.resolve(), dst.resolve()
     if rsrc == rdst or rsrc.is_relative_to(rdst):  # overwrite would delete the source
         what = "the source folder" if rsrc == rdst else "a parent of the source folder"
@@ -152,6 +153,7 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, quantize: Optiona
             raise FileExistsError(f"{dst} already exists (pass overwrite=True, or --overwrite on "
                                   "the command line, to replace it)")
         _check_replaceable(dst)
+    _check_writeable(dst)
     cfg_path = _require(src, "config.json")
     cfg_dict = _read_json(cfg_path)
     cfg = onnx_graph.BertConfig.from_dict(cfg_dict, source=str(cfg_path))
@@ -210,6 +212,19 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, quantize: Optiona
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return dst
+
+
+def _check_writeable(dst: Path) -> None:
+    """Fail in a moment, not after the graph is built: the output's temp folder is
+    made beside it (an unwriteable place, /proc, a parent that is a file)."""
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shared_temp_dir(dst.parent, f".{dst.name}.tmp-").rmdir()
+    except OSError as e:
+        above = next((p for p in dst.parents if p.exists()), None)
+        why = f"{above} is a file" if above is not None and not above.is_dir() else e.strerror or e
+        raise OSError(e.errno, f"cannot write the output folder {dst} ({why}); choose "
+                               "another output folder") from None
 
 
 def _check_replaceable(dst: Path) -> None:

@@ -22,8 +22,9 @@ import numpy as np
 
 from sutra_fast import kernels
 from sutra_fast._checks import check_flag, check_int
-from sutra_fast.model_folder import (MANIFEST, QUANTIZE_MODES, cache_suffix, read_json_object,
-                                     read_manifest, sentence_transformers_settings)
+from sutra_fast.model_folder import (MANIFEST, QUANTIZE_MODES, cache_suffix, hub_name_hint,
+                                     read_json_object, read_manifest,
+                                     sentence_transformers_settings)
 from sutra_fast.wordpiece import WordPieceTokenizer
 
 __all__ = ["Embedder"]
@@ -125,7 +126,7 @@ def _resolve(path, quantize: Optional[str]) -> tuple[Path, Path]:
         from sutra_fast.default_model import MODEL_ID
         if text in (MODEL_ID, MODEL_ID.split("/")[1]):   # the default model by its name
             return _resolve(None, quantize)
-        raise FileNotFoundError(f"model folder {p} not found{_name_hint(text)}")
+        raise FileNotFoundError(f"model folder {p} not found{hub_name_hint(text)}")
     can_convert = (folder / "model.safetensors").is_file() and (folder / "config.json").is_file()
     if onnx is not None:
         manifest = read_manifest(folder)
@@ -142,15 +143,6 @@ def _resolve(path, quantize: Optional[str]) -> tuple[Path, Path]:
             "a folder with config.json + model.safetensors is converted instead)")
     folder = _convert_into_cache(folder, quantize)
     return folder, folder / "model.onnx"
-
-
-def _name_hint(text: str) -> str:
-    """What to do instead, when a missing path looks like a model hub name ("org/model")."""
-    if text.startswith(("/", ".", "~")) or text.count("/") != 1:
-        return ""
-    return ("; sutra_fast does not download models by name: pass a local folder (a Hugging "
-            "Face model folder with config.json + model.safetensors is converted on first "
-            "use), or no path for the default model, all-MiniLM-L6-v2")
 
 
 class Embedder:

@@ -36,6 +36,15 @@ def cache_suffix(quantize) -> str:
     return graph + (f"-{quantize}r{INT8_RECIPE_VERSION}" if quantize == "int8" else "")
 
 
+def hub_name_hint(text: str) -> str:
+    """What to do instead, when a missing path looks like a model hub name ("org/model")."""
+    if text.startswith(("/", ".", "~")) or text.count("/") != 1:
+        return ""
+    return ("; sutra_fast does not download models by name: pass a local folder (a Hugging "
+            "Face model folder: config.json + model.safetensors + tokenizer); the default "
+            "model, all-MiniLM-L6-v2, needs no path")
+
+
 def shared_temp_dir(parent: Path, prefix: str) -> Path:
     """A new folder in ``parent`` with the mode a plain mkdir gives (umask
     applied): mkdtemp makes it 0700, and a cache built by one user (an image
