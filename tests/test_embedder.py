@@ -171,6 +171,17 @@ def test_load_errors(tmp_path, converted):
         Embedder.load("BAAI/bge-small-en-v1.5")
 
 
+def test_pickling_says_what_to_do_instead(emb):
+    import copy
+    import pickle
+
+    for attempt in (pickle.dumps, copy.deepcopy):
+        with pytest.raises(TypeError, match=r"cannot be pickled.*Embedder\.load\(\.\.\.\) once"):
+            attempt(emb)
+    shallow = copy.copy(emb)   # shares the session: fine
+    np.testing.assert_array_equal(shallow.embed("x"), emb.embed("x"))
+
+
 def test_default_model_by_its_name(monkeypatch, tmp_path, converted):
     """sentence-transformers users name the model; that name (with or without its
     organisation) means the default model, unless a folder of that name exists."""

@@ -633,3 +633,21 @@ def test_path_undecodable_in_the_locale_loads(tmp_path, minilm_dir, ours, name):
             f.write("{")
         with pytest.raises(ValueError, match=r"bad\.json"):
             sf.WordPieceTokenizer.from_file(bad)
+
+
+def test_pickles_as_its_file_and_options(json_path, minilm_dir, tmp_path):
+    """multiprocessing and datasets.map pickle the tokenizer: it comes back as the
+    same file loaded with the same options (vocab.txt options included)."""
+    import multiprocessing
+    import pickle
+
+    vocab = os.path.join(minilm_dir, "vocab.txt")
+    texts = ["Héllo WORLD, naïve café", "a b c"]
+    for tok in (sf.WordPieceTokenizer.from_file(json_path),
+                sf.WordPieceTokenizer.from_file(vocab, lowercase=False, strip_accents=False)):
+        back = pickle.loads(pickle.dumps(tok))
+        assert back.path == tok.path and back.lowercase == tok.lowercase
+        assert [back.encode(t) for t in texts] == [tok.encode(t) for t in texts]
+    cased = sf.WordPieceTokenizer.from_file(vocab, lowercase=False, strip_accents=False)
+    with multiprocessing.get_context("spawn").Pool(1) as pool:   # a fresh process
+        assert pool.map(cased.encode, texts) == [cased.encode(t) for t in texts]

@@ -264,6 +264,20 @@ class Embedder:
     def tokenizer(self) -> WordPieceTokenizer:
         return self._tokenizer
 
+    def __reduce__(self):
+        # Pickling would have to reload the model for every task a process pool sends
+        # (pool.map(emb.embed, chunks)): say what to do instead of hiding that cost.
+        raise TypeError(
+            "an Embedder holds an ONNX Runtime session and cannot be pickled or deep-copied; "
+            "in each worker process call Embedder.load(...) once (e.g. in a Pool "
+            "initializer), or share one Embedder between threads: embed() is thread-safe "
+            "and runs outside the GIL")
+
+    def __copy__(self) -> "Embedder":   # shallow: the same session and tokenizer
+        twin = object.__new__(Embedder)
+        twin.__dict__.update(self.__dict__)
+        return twin
+
     def __repr__(self) -> str:
         return (f"Embedder(model_id={self._model_id!r}, dimension={self._dimension}, "
                 f"max_length={self._max_length}, pooling={self._pooling!r}, "

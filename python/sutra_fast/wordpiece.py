@@ -66,13 +66,23 @@ class WordPieceTokenizer:
     form and raise ``ValueError`` (HF tokenizers raises ``TypeError`` for them).
     """
 
-    __slots__ = ("_tok", "path")
+    __slots__ = ("_tok", "path", "_options")
 
-    def __init__(self, compiled: "_core.WordPieceTokenizer", path: str = "") -> None:
+    def __init__(self, compiled: "_core.WordPieceTokenizer", path: str = "",
+                 options: Optional[dict] = None) -> None:
         if not isinstance(compiled, _core.WordPieceTokenizer):
             raise TypeError("use WordPieceTokenizer.from_file(path)")
         self._tok = compiled
         self.path = path
+        self._options = dict(options or {})
+
+    def __reduce__(self):
+        # Pickled as "load this file with these options" (multiprocessing, datasets.map):
+        # the compiled vocabulary has no serial form, and reloading takes milliseconds.
+        if not self.path:
+            raise TypeError("this WordPieceTokenizer was not loaded from a file and cannot "
+                            "be pickled; use WordPieceTokenizer.from_file(path)")
+        return _from_file_with_options, (self.path, self._options)
 
     @classmethod
     def from_file(cls, path: Union[str, os.PathLike], **options) -> "WordPieceTokenizer":
@@ -128,7 +138,8 @@ class WordPieceTokenizer:
                     "pad_token", "mask_token"):
             if not isinstance(opts[key], str):
                 raise TypeError(f"{key} must be a str, got {type(opts[key]).__name__}")
-        return cls(_core.WordPieceTokenizer.from_vocab_bytes(data, shown, **opts), resolved)
+        return cls(_core.WordPieceTokenizer.from_vocab_bytes(data, shown, **opts), resolved,
+                   options)
 
     def encode(self, text: str) -> list[int]:
         """Token ids of one text, with the special tokens, without truncation."""
@@ -242,3 +253,8 @@ class WordPieceTokenizer:
     def __repr__(self) -> str:
         return (f"WordPieceTokenizer(path={self.path!r}, vocab_size={self.vocab_size}, "
                 f"lowercase={self.lowercase}, strip_accents={self.strip_accents})")
+
+
+def _from_file_with_options(path: str, options: dict) -> WordPieceTokenizer:
+    """Unpickling (pickle passes positional arguments only)."""
+    return WordPieceTokenizer.from_file(path, **options)
