@@ -246,6 +246,11 @@ def test_unwriteable_destination_fails_before_the_work(source_dir, tmp_path, mon
     with pytest.raises(OSError, match="cannot write the output folder /proc/x"):
         convert(source_dir, "/proc/x")
     assert [p.name for p in tmp_path.iterdir()] == ["afile"]   # no temp folder left
+    bad = tmp_path / "bad"   # a bad source: refused before any output folder is made
+    bad.mkdir()
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        convert(bad, tmp_path / "new" / "out")
+    assert not (tmp_path / "new").exists()
 
 
 def test_a_model_name_is_not_downloaded(tmp_path):

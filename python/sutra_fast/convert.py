@@ -153,7 +153,6 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, quantize: Optiona
             raise FileExistsError(f"{dst} already exists (pass overwrite=True, or --overwrite on "
                                   "the command line, to replace it)")
         _check_replaceable(dst)
-    _check_writeable(dst)
     cfg_path = _require(src, "config.json")
     cfg_dict = _read_json(cfg_path)
     cfg = onnx_graph.BertConfig.from_dict(cfg_dict, source=str(cfg_path))
@@ -170,6 +169,7 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, quantize: Optiona
     if max_length > cfg.max_position_embeddings:
         raise ValueError(f"max_seq_length {max_length} exceeds the model's "
                          f"max_position_embeddings {cfg.max_position_embeddings}")
+    _check_writeable(dst)   # after the source checks (no folders made for a bad source)
 
     calibration = None
     int8 = None
