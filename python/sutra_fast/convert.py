@@ -169,33 +169,31 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, quantize: Optiona
     if max_length > cfg.max_position_embeddings:
         raise ValueError(f"max_seq_length {max_length} exceeds the model's "
                          f"max_position_embeddings {cfg.max_position_embeddings}")
-    _check_writeable(dst)   # after the source checks (no folders made for a bad source)
-
-    calibration = None
-    int8 = None
-    if quantize == "int8":
-        int8, calibration = _int8_recipe(cfg, weight, tok_path, max_length, calibration_texts)
-    external = onnx_proto.ExternalData(EXTERNAL_DATA)
-    model_bytes = onnx_graph.build_bert(cfg, weight, form=form, int8=int8, external=external)
-
-    manifest = {
-        "format": MANIFEST_FORMAT,
-        "model_id": model_id or src.resolve().name,
-        "architecture": cfg_dict.get("model_type", "bert"),
-        "dimension": cfg.hidden_size,
-        "max_length": int(max_length),
-        "pooling": st_settings["pooling"],
-        "normalize": bool(st_settings["normalize"]),
-        "quantize": quantize,
-        "graph_form": form,
-        "graph_version": GRAPH_VERSION,
-        "calibration": calibration,
-        "converted_by": f"sutra_fast {__version__}",
-    }
-
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = shared_temp_dir(dst.parent, f".{dst.name}.tmp-")
+    # Made before the graph is built, so an output that cannot be written fails in a
+    # moment; after the source checks, so a bad source makes no folders.
+    tmp = _temp_beside(dst)
     try:
+        calibration = None
+        int8 = None
+        if quantize == "int8":
+            int8, calibration = _int8_recipe(cfg, weight, tok_path, max_length,
+                                             calibration_texts)
+        external = onnx_proto.ExternalData(EXTERNAL_DATA)
+        model_bytes = onnx_graph.build_bert(cfg, weight, form=form, int8=int8, external=external)
+        manifest = {
+            "format": MANIFEST_FORMAT,
+            "model_id": model_id or src.resolve().name,
+            "architecture": cfg_dict.get("model_type", "bert"),
+            "dimension": cfg.hidden_size,
+            "max_length": int(max_length),
+            "pooling": st_settings["pooling"],
+            "normalize": bool(st_settings["normalize"]),
+            "quantize": quantize,
+            "graph_form": form,
+            "graph_version": GRAPH_VERSION,
+            "calibration": calibration,
+            "converted_by": f"sutra_fast {__version__}",
+        }
         (tmp / "model.onnx").write_bytes(model_bytes)
         external.write(tmp / EXTERNAL_DATA)
         del model_bytes, external
@@ -214,12 +212,12 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, quantize: Optiona
     return dst
 
 
-def _check_writeable(dst: Path) -> None:
-    """Fail in a moment, not after the graph is built: the output's temp folder is
-    made beside it (an unwriteable place, /proc, a parent that is a file)."""
+def _temp_beside(dst: Path) -> Path:
+    """The temp folder the output is written in, beside ``dst``; an OSError naming
+    the output when it cannot be made (an unwriteable place, a parent that is a file)."""
     try:
         dst.parent.mkdir(parents=True, exist_ok=True)
-        shared_temp_dir(dst.parent, f".{dst.name}.tmp-").rmdir()
+        return shared_temp_dir(dst.parent, f".{dst.name}.tmp-")
     except OSError as e:
         above = next((p for p in dst.parents if p.exists()), None)
         why = f"{above} is a file" if above is not None and not above.is_dir() else e.strerror or e
